@@ -1,0 +1,132 @@
+"""One typed Settings class: environment (TECHTOUCH_*) wins over config/techtouch.toml.
+
+Secrets are SecretStr so that they never show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_dir(name: str) -> Path:
+    """`./config` when run from a project checkout, else the one next to the package."""
+    here = Path.cwd() / name
+    return here if here.is_dir() else PROJECT_ROOT / name
+
+
+def config_file() -> Path:
+    explicit = os.environ.get("TECHTOUCH_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("TECHTOUCH_CONFIG_DIR") or _default_dir("config")) / "techtouch.toml"
+
+
+class HealthWeights(BaseModel):
+    usage: float = Field(0.35, ge=0)
+    engagement: float = Field(0.20, ge=0)
+    sentiment: float = Field(0.25, ge=0)
+    renewal: float = Field(0.20, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> HealthWeights:
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one health weight must be positive")
+        return self
+
+
+class HealthModel(BaseModel):
+    """Weighted dimensions scored 0-100, bucketed red / yellow / green (handbook ch. 9)."""
+
+    weights: HealthWeights = HealthWeights()
+    green: float = Field(70, ge=0, le=100, description="score at or above: green")
+    yellow: float = Field(45, ge=0, le=100, description="score at or above: yellow; below: red")
+    active_days_target: int = Field(20, gt=0, description="active days in 30 that count as full usage")
+    neutral_sentiment: float = Field(60, ge=0, le=100, description="sentiment when no survey answered")
+    renewal_window_days: int = Field(120, gt=0, description="renewal proximity starts to weigh inside it")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HealthModel:
+        if self.yellow > self.green:
+            raise ValueError(f"health.yellow ({self.yellow}) must not exceed health.green ({self.green})")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TECHTOUCH_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        "sqlite:///techtouch.db", description="SQLAlchemy URL; SQLite file in the working directory"
+    )
+    outbox_dir: Path = Field(Path("outbox"), description="where the outbox channel writes messages")
+    config_dir: Path = Field(default_factory=lambda: _default_dir("config"))
+    templates_dir: Path = Field(default_factory=lambda: _default_dir("templates"))
+    timezone: str = Field("UTC", description="the CS team's timezone; default for accounts without one")
+    run_time: str = Field("07:00", description="local time in `timezone` that `--as-of DATE` stands for")
+    team_queue: str = Field("queue:cs", description="assignee of CTAs for accounts without a CSM")
+    high_touch_arr: float = Field(100_000, ge=0, description="seed: ARR from which accounts are high-touch")
+    health: HealthModel = HealthModel()
+
+    email_channel: str = "outbox"
+    sms_channel: str = "outbox"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    sendgrid_api_key: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+    @field_validator("team_queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not value.startswith("queue:") or len(value) <= len("queue:"):
+            raise ValueError(f"team_queue must look like 'queue:<name>', got {value!r}")
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings now (not at import), so that tests and commands see their own environment."""
+    return Settings(**overrides)
