@@ -133,9 +133,7 @@ class UsageDaily(Base):
         Index("ix_usage_daily_date", "date"),
     )
 
-    account_id: Mapped[str] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
-    )
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     active_users: Mapped[int] = mapped_column(Integer)
     logins: Mapped[int] = mapped_column(Integer)
@@ -168,9 +166,7 @@ class HealthSnapshot(Base):
     __tablename__ = "health_snapshots"
     __table_args__ = (Index("ix_health_snapshots_as_of", "as_of"),)
 
-    account_id: Mapped[str] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
-    )
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     as_of: Mapped[date] = mapped_column(Date, primary_key=True)
     score: Mapped[float] = mapped_column(Float)
     color: Mapped[str] = mapped_column(String(8))
@@ -189,9 +185,7 @@ class Suppression(Base):
 
     __tablename__ = "suppressions"
 
-    contact_id: Mapped[str] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
+    contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(8), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32))
     since: Mapped[datetime] = mapped_column(UTCDateTime)

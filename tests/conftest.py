@@ -5,6 +5,7 @@ PostgreSQL tests skip with a printed reason outside CI; under CI=true a missing 
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
-def _postgres_problem() -> str | None:
+@functools.cache
+def postgres_problem() -> str | None:
     try:
         engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
         with engine.connect() as connection:
@@ -32,16 +34,6 @@ def _postgres_problem() -> str | None:
     except Exception as exc:
         return f"PostgreSQL not reachable at {make_url(POSTGRES_ADMIN_URL).render_as_string()}: {exc}"
     return None
-
-
-_PG_PROBLEM: str | None | bool = False
-
-
-def postgres_problem() -> str | None:
-    global _PG_PROBLEM
-    if _PG_PROBLEM is False:
-        _PG_PROBLEM = _postgres_problem()
-    return _PG_PROBLEM  # type: ignore[return-value]
 
 
 def require_postgres() -> None:
