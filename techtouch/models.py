@@ -192,7 +192,11 @@ class Suppression(Base):
 
 
 class Enrollment(Base):
-    """One account in one journey; `cycle` counts re-entries."""
+    """One account in one journey and its position; `cycle` counts re-entries.
+
+    Position: `milestone` (current), `phase` (pending: waiting to start; active: ladder running),
+    `step` (rungs of the current ladder done) and `next_due` (the day the next step may happen).
+    """
 
     __tablename__ = "enrollments"
     __table_args__ = (
@@ -209,9 +213,12 @@ class Enrollment(Base):
     exited_as_of: Mapped[date | None] = mapped_column(Date)
     exit_reason: Mapped[str | None] = mapped_column(String(64))
     milestone: Mapped[str | None] = mapped_column(String(64))
-    rung: Mapped[str | None] = mapped_column(String(64))
-    last_step_as_of: Mapped[date | None] = mapped_column(Date)
-    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    phase: Mapped[str] = mapped_column(String(16), default="pending")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    next_due: Mapped[date | None] = mapped_column(Date)
+    milestone_since: Mapped[date | None] = mapped_column(Date)
+    last_touch_as_of: Mapped[date | None] = mapped_column(Date)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Touch(Base):

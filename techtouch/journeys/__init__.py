@@ -1,0 +1,1 @@
+"""Journeys as code: spec, conditions, state, decisions."""
