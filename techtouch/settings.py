@@ -65,6 +65,48 @@ class HealthModel(BaseModel):
         return self
 
 
+class Sender(BaseModel):
+    name: str
+    email: str
+    title: str = ""
+
+
+DEFAULT_SENDERS = {
+    "success": Sender(
+        name="The Customer Success team", email="success@techtouch.example", title="Customer Success"
+    ),
+    "vp_cs": Sender(
+        name="Dana Whitfield", email="dana.whitfield@techtouch.example", title="VP of Customer Success"
+    ),
+    "support": Sender(name="Support", email="support@techtouch.example", title="Support"),
+}
+
+
+class Delivery(BaseModel):
+    """Rules that hold across journeys: frequency caps and the recipient's business hours."""
+
+    max_per_day: int = Field(1, ge=1, description="automated messages per contact per day")
+    max_per_7d: int = Field(3, ge=1, description="automated messages per contact per rolling 7 days")
+    business_start: str = Field("09:00", description="local time sends may start")
+    business_end: str = Field("17:00", description="local time sends must be scheduled before")
+    business_days: list[int] = Field([0, 1, 2, 3, 4], description="weekdays, Monday = 0")
+    cta_due_days: dict[str, int] = {"high": 1, "medium": 3, "low": 7}
+
+    @model_validator(mode="after")
+    def _hours(self) -> Delivery:
+        from datetime import time
+
+        try:
+            start, end = time.fromisoformat(self.business_start), time.fromisoformat(self.business_end)
+        except ValueError:
+            raise ValueError("business_start and business_end must be HH:MM") from None
+        if start >= end:
+            raise ValueError("business_start must be before business_end")
+        if not self.business_days or not set(self.business_days) <= set(range(7)):
+            raise ValueError("business_days must be weekdays 0-6 (Monday = 0)")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TECHTOUCH_",
@@ -83,6 +125,12 @@ class Settings(BaseSettings):
     team_queue: str = Field("queue:cs", description="assignee of CTAs for accounts without a CSM")
     high_touch_arr: float = Field(100_000, ge=0, description="seed: ARR from which accounts are high-touch")
     health: HealthModel = HealthModel()
+    delivery: Delivery = Delivery()
+    senders: dict[str, Sender] = Field(
+        default_factory=lambda: dict(DEFAULT_SENDERS),
+        description="who messages come from; `csm` is the account's CSM (else `success`)",
+    )
+    journey_priority: dict[str, int] = Field({}, description="overrides a journey file's priority")
 
     email_channel: str = "outbox"
     sms_channel: str = "outbox"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, DateTime, bindparam, text
 
 USAGE_SQL = text(
     """
@@ -38,51 +38,66 @@ def usage_signals(connection: Connection, as_of: date) -> pd.DataFrame:
     return frame
 
 
-EVENTS_SQL = text(
+MILESTONES_SQL = text(
     """
-    SELECT e.account_id, e.type, e.value, e.occurred_at
-    FROM events e
-    WHERE e.occurred_at < :cutoff
-      AND e.type IN ('milestone', 'survey', 'renewal_signed', 'email_opened', 'email_clicked')
+    SELECT account_id, value, MIN(occurred_at) AS first_at
+    FROM events WHERE type = 'milestone' AND occurred_at < :cutoff
+    GROUP BY account_id, value
     """
-)
+).bindparams(bindparam("cutoff", type_=DateTime()))
+SURVEYS_SQL = text(
+    """
+    SELECT account_id, value, MAX(occurred_at) AS last_at
+    FROM events WHERE type = 'survey' AND occurred_at < :cutoff
+    GROUP BY account_id, value
+    """
+).bindparams(bindparam("cutoff", type_=DateTime()))
+OTHER_SQL = text(
+    """
+    SELECT account_id,
+           MAX(CASE WHEN type = 'renewal_signed' THEN occurred_at END)                   AS renewal_signed_at,
+           SUM(CASE WHEN type = 'email_opened' AND occurred_at >= :since THEN 1 ELSE 0 END) AS opened_30d,
+           SUM(CASE WHEN type = 'email_clicked' AND occurred_at >= :since THEN 1 ELSE 0 END) AS clicked_30d
+    FROM events
+    WHERE type IN ('renewal_signed', 'email_opened', 'email_clicked') AND occurred_at < :cutoff
+    GROUP BY account_id
+    """
+).bindparams(bindparam("cutoff", type_=DateTime()), bindparam("since", type_=DateTime()))
 
 
 def latest_events(connection: Connection, cutoff: datetime) -> pd.DataFrame:
-    """Milestone flags, latest survey answers and last renewal signature per account.
+    """Milestones, latest survey answers, renewal signature and recent engagement per account.
 
-    Columns: `milestone.<name>` (bool), `survey.<name>` (latest answer, str),
-    `renewal_signed_at` (naive UTC datetime or NaT), `opened_30d` and `clicked_30d` (counts).
+    Columns: `milestone.<name>` (bool), `milestone_at.<name>` (first time reached, naive UTC),
+    `survey.<name>` (latest answer, str), `renewal_signed_at`, `opened_30d`, `clicked_30d`.
+    Grouping happens in SQL, so a run reads a few rows per account, not its whole history.
     """
     naive_cutoff = cutoff.astimezone(UTC).replace(tzinfo=None)  # stored as naive UTC
-    events = pd.read_sql_query(EVENTS_SQL, connection, params={"cutoff": naive_cutoff})
-    events["occurred_at"] = pd.to_datetime(events["occurred_at"])
+    params = {"cutoff": naive_cutoff, "since": naive_cutoff - timedelta(days=30)}
+    one = {"cutoff": naive_cutoff}
     parts: list[pd.DataFrame | pd.Series] = []
 
-    milestones = events[events["type"] == "milestone"]
+    milestones = pd.read_sql_query(MILESTONES_SQL, connection, params=one)
     if not milestones.empty:
-        flags = pd.crosstab(milestones["account_id"], milestones["value"]).gt(0)
-        flags.columns = [f"milestone.{name}" for name in flags.columns]
-        parts.append(flags)
+        first = milestones.pivot(index="account_id", columns="value", values="first_at")
+        first = first.apply(pd.to_datetime)
+        parts.append(first.notna().rename(columns=lambda name: f"milestone.{name}"))
+        parts.append(first.rename(columns=lambda name: f"milestone_at.{name}"))
 
-    surveys = events[events["type"] == "survey"].copy()
+    surveys = pd.read_sql_query(SURVEYS_SQL, connection, params=one)
     if not surveys.empty:
         split = surveys["value"].str.split(":", n=1, expand=True)
         surveys["survey"], surveys["answer"] = split[0], split[1]
-        latest = surveys.sort_values("occurred_at").groupby(["account_id", "survey"])["answer"].last()
+        surveys["last_at"] = pd.to_datetime(surveys["last_at"])
+        latest = surveys.sort_values(["last_at", "answer"]).groupby(["account_id", "survey"])["answer"].last()
         answers = latest.unstack("survey")
         answers.columns = [f"survey.{name}" for name in answers.columns]
         parts.append(answers)
 
-    signed = events[events["type"] == "renewal_signed"]
-    if not signed.empty:
-        parts.append(signed.groupby("account_id")["occurred_at"].max().rename("renewal_signed_at"))
-
-    recent = events[events["occurred_at"] >= pd.Timestamp(naive_cutoff) - pd.Timedelta(days=30)]
-    for kind in ("email_opened", "email_clicked"):
-        hits = recent[recent["type"] == kind]
-        if not hits.empty:
-            parts.append(hits.groupby("account_id").size().rename(f"{kind.removeprefix('email_')}_30d"))
+    other = pd.read_sql_query(OTHER_SQL, connection, params=params, index_col="account_id")
+    if not other.empty:
+        other["renewal_signed_at"] = pd.to_datetime(other["renewal_signed_at"])
+        parts.append(other)
 
     if not parts:
         return pd.DataFrame(index=pd.Index([], name="account_id"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from techtouch.journeys.yamlsource import Document, LocatedError, Loc, load_document, parse_document
+from techtouch.journeys.yamlsource import Document, Loc, LocatedError, load_document, parse_document
 
 SLUG = r"^[a-z][a-z0-9_]*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=40)]
@@ -85,6 +86,7 @@ class Branch(_Strict):
     cta: CtaSpec | None = None
     message: Message | None = None
     then: Literal["continue", "exit"] = "continue"
+    mark_advocate: bool = Field(False, description="record the account as an advocate")
 
 
 class Milestone(_Strict):
@@ -104,7 +106,7 @@ class Milestone(_Strict):
         if duplicates:
             raise ValueError(f"rung ids must be unique within a milestone: {', '.join(duplicates)}")
         emails = [r for r in self.ladder if r.channel == "email"]
-        for first, second in zip(emails, emails[1:], strict=False):
+        for first, second in pairwise(emails):
             if first.sender == second.sender:
                 raise ValueError(
                     f"rung {second.id!r} repeats sender {second.sender!r} of rung {first.id!r}: "
@@ -164,7 +166,9 @@ class Journey(_Strict):
 def validate_document(document: Document) -> Journey:
     """Build a Journey or raise the first located error (pydantic's loc mapped to YAML marks)."""
     if not isinstance(document.data, dict):
-        raise JourneyErrors([document.error((), "a journey file is a mapping with id, enter_when and milestones")])
+        raise JourneyErrors(
+            [document.error((), "a journey file is a mapping with id, enter_when and milestones")]
+        )
     try:
         return Journey.model_validate(document.data)
     except ValidationError as exc:

@@ -1,0 +1,201 @@
+"""One daily run: load state once, then per journey (in priority order, under a lock)
+decide → plan → record; then deliver what is pending. CLI, flows and simulator share it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from techtouch.journeys.catalog import CompiledJourney
+from techtouch.journeys.delivery import DeliveryReport, deliver
+from techtouch.journeys.engine import Decision, decide
+from techtouch.journeys.plan import Plan, add_to_caps, plan_touches, revert_deferred
+from techtouch.journeys.record import flag_advocates, record
+from techtouch.journeys.state import (
+    load_accounts,
+    load_cap_counts,
+    load_contacts,
+    load_engagement,
+    load_enrollments,
+    reachability,
+)
+from techtouch.settings import Settings
+
+
+@dataclass
+class JourneyReport:
+    journey: str
+    entered: int = 0
+    active: int = 0
+    exits: Counter[str] = field(default_factory=Counter)
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)  # milestone, rung, channel, status, count
+    ctas_created: int = 0
+    ctas_by_assignee: Counter[str] = field(default_factory=Counter)
+    skipped: dict[str, int] = field(default_factory=dict)  # paused, unreachable, sms_unreachable, cap
+    after_hours: int = 0  # messages scheduled for the recipient's next business hours
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    as_of: date
+    dry_run: bool
+    journeys: list[JourneyReport]
+    delivery: DeliveryReport | None
+    seconds: float = 0.0
+    decisions: dict[str, tuple[Decision, Plan]] = field(default_factory=dict, repr=False)
+
+
+def ordered(catalog: dict[str, CompiledJourney], settings: Settings) -> list[CompiledJourney]:
+    """Journey priority (config overrides the file) decides who gets a contact on a capped day."""
+    return sorted(
+        catalog.values(), key=lambda j: (settings.journey_priority.get(j.id, j.spec.priority), j.id)
+    )
+
+
+def journey_lock(connection: Connection, journey: str) -> None:
+    """Serialize runs of one journey for the rest of the transaction.
+
+    PostgreSQL: a transaction-level advisory lock per journey. SQLite: the transaction was
+    opened with BEGIN IMMEDIATE (db.py), which already holds the database's write lock.
+    """
+    if connection.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"techtouch:{journey}".encode()).digest()[:8], "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def build_frame(
+    accounts: pd.DataFrame, enrollments: pd.DataFrame, engagement: pd.DataFrame, reach: pd.DataFrame
+) -> pd.DataFrame:
+    """Accounts x this journey's latest enrollment x engagement per milestone x reachability."""
+    frame = accounts.join(enrollments.add_prefix("e_"), how="left").join(reach, how="left")
+    if not engagement.empty and not enrollments.empty:
+        by_enrollment = enrollments.reset_index()[["id", "account_id"]].rename(
+            columns={"id": "enrollment_id"}
+        )
+        engaged = engagement.merge(by_enrollment, on="enrollment_id")
+        wide = engaged.pivot_table(
+            index="account_id", columns="milestone", values=["opened", "clicked"], aggfunc="max"
+        )
+        wide.columns = [f"{kind}@{milestone}" for kind, milestone in wide.columns]
+        frame = frame.join(wide.astype(bool), how="left")
+        engaged_columns = list(wide.columns)
+        frame[engaged_columns] = frame[engaged_columns].fillna(False).astype(bool)
+    return frame
+
+
+def run_journeys(
+    engine: Engine,
+    settings: Settings,
+    journeys: list[CompiledJourney],
+    as_of: date,
+    run_at: datetime,
+    *,
+    dry_run: bool = False,
+    channels: tuple[Any, Any] | None = None,
+    renderer: Any = None,
+    context_for: Any = None,
+    accounts_filter: list[str] | None = None,
+) -> RunReport:
+    started = time.perf_counter()
+    with engine.connect() as connection:
+        accounts = load_accounts(connection, as_of, run_at, settings.health)
+        contacts = load_contacts(connection)
+        caps = load_cap_counts(connection, as_of)
+    if accounts_filter is not None:
+        accounts = accounts[accounts.index.isin(accounts_filter)]
+    reports: list[JourneyReport] = []
+    decisions: dict[str, tuple[Decision, Plan]] = {}
+    for journey in journeys:
+        t0 = time.perf_counter()
+        with engine.connect().execution_options(immediate=True) as connection, connection.begin():
+            journey_lock(connection, journey.id)
+            enrollments = load_enrollments(connection, journey.id)
+            engagement = load_engagement(connection, journey.id)
+            reach = reachability(contacts, list(journey.spec.recipients))
+            frame = build_frame(accounts, enrollments, engagement, reach)
+            decision = decide(frame, journey, as_of)
+            plan = plan_touches(
+                decision,
+                accounts,
+                contacts,
+                list(journey.spec.recipients),
+                caps,
+                settings.delivery,
+                run_at,
+                settings.timezone,
+                settings.team_queue,
+            )
+            positions = revert_deferred(decision, plan.deferred, as_of)
+            if not dry_run:
+                record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
+                flag_advocates(connection, _advocates(journey, plan))
+        caps = add_to_caps(caps, plan.touches)
+        decisions[journey.id] = (decision, plan)
+        reports.append(_report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0))
+    delivery = None
+    if not dry_run and channels is not None:
+        delivery = deliver(engine, renderer, channels[0], channels[1], context_for)
+    return RunReport(as_of, dry_run, reports, delivery, time.perf_counter() - started, decisions)
+
+
+def _advocates(journey: CompiledJourney, plan: Plan) -> list[str]:
+    flagged = {f"branch_{b.id}" for m in journey.milestones for b, _ in m.branches if b.mark_advocate}
+    if not flagged or plan.touches.empty:
+        return []
+    return sorted(set(plan.touches.loc[plan.touches["rung"].isin(flagged), "account_id"]))
+
+
+def _cta_context(accounts: pd.DataFrame, plan: Plan) -> dict[str, dict[str, Any]]:
+    """What a CSM needs to act: why, health, ARR, renewal date, usage trend."""
+    if plan.ctas.empty:
+        return {}
+    rows = accounts.loc[plan.ctas["account_id"].unique()]
+    context = {}
+    for account_id, row in rows.iterrows():
+        context[str(account_id)] = {
+            "account_name": row["name"],
+            "health": None if pd.isna(row["health"]) else float(row["health"]),
+            "health_color": row["health_color"],
+            "arr": float(row["arr"]),
+            "renewal_date": None if pd.isna(row["renewal_date"]) else str(row["renewal_date"]),
+            "usage_change_30d": None
+            if pd.isna(row["usage_change_30d"])
+            else round(float(row["usage_change_30d"]), 3),
+            "logins_14d": int(row["logins_14d"]),
+        }
+    return context
+
+
+def _report(
+    journey: str, decision: Decision, plan: Plan, positions: pd.DataFrame, run_at: datetime, seconds: float
+) -> JourneyReport:
+    touches = plan.touches
+    steps = (
+        touches.groupby(["milestone", "rung", "channel", "status"]).size().rename("count").reset_index()
+        if not touches.empty
+        else pd.DataFrame(columns=["milestone", "rung", "channel", "status", "count"])
+    )
+    ctas = plan.ctas
+    exits = positions.loc[positions["status"] != "active", "exit_reason"].value_counts()
+    send_at = pd.to_datetime(touches["send_at"], utc=True) if not touches.empty else pd.Series(dtype=object)
+    return JourneyReport(
+        journey=journey,
+        entered=decision.counts["entered"],
+        active=decision.counts["active"],
+        exits=Counter({str(k): int(v) for k, v in exits.items()}),
+        steps=steps,
+        ctas_created=len(ctas),
+        ctas_by_assignee=Counter(ctas["assignee"]) if not ctas.empty else Counter(),
+        skipped={k: v for k, v in decision.counts.items() if k not in ("entered", "active")}
+        | {"cap": len(plan.deferred)},
+        after_hours=int((send_at > pd.Timestamp(run_at)).sum()) if len(send_at) else 0,
+        seconds=seconds,
+    )
