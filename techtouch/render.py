@@ -1,0 +1,383 @@
+"""Message rendering: one strict Jinja2 environment per Renderer over templates/.
+
+Every message is a set of files named after the journey's template id, e.g. `renewal/announce`:
+`renewal/announce.subject.txt`, `.email.html`, `.email.txt` for an email and `.sms.txt` for an SMS.
+HTML is autoescaped, text is not; a missing variable is an error (StrictUndefined), never empty text
+in front of a customer. The HTML part is CSS-inlined, because most mail clients drop <style> blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import css_inline
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    select_autoescape,
+)
+
+Channel = Literal["email", "sms"]
+
+SUBJECT_MAX = 150
+SMS_MAX = 160
+EMAIL_SUFFIXES = ("subject.txt", "email.html", "email.txt")
+SMS_SUFFIXES = ("sms.txt",)
+_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)*$")
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+MINUS = "\u2212"
+
+# The GSM 03.38 alphabet: one character outside it and an SMS segment shrinks from 160 to 70.
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = set("^{}\\[~]|€\f")  # two septets each
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be rendered: `templates/renewal/announce.email.html:12: message`."""
+
+    def __init__(self, template: str, message: str, line: int | None = None):
+        self.template = template
+        self.message = message
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.template}:{self.line}" if self.line else self.template
+        return f"{where}: {self.message}"
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+def _half_up(value: float) -> int:
+    return int(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def percent(value: float | None, signed: bool = False) -> str:
+    """A ratio as a whole percentage: -0.42 -> "\u221242%" (a true minus sign, U+2212).
+
+    0.15 -> "15%", or "+15%" when signed; None -> "n/a".
+    """
+    if value is None:
+        return "n/a"
+    whole = _half_up(float(value) * 100)
+    if whole < 0:
+        return f"{MINUS}{-whole}%"
+    return f"+{whole}%" if signed and whole > 0 else f"{whole}%"
+
+
+def money(value: float | None) -> str:
+    """9000.0 -> "$9,000" (whole dollars); None -> "n/a"."""
+    if value is None:
+        return "n/a"
+    whole = _half_up(float(value))
+    return f"{MINUS}${-whole:,}" if whole < 0 else f"${whole:,}"
+
+
+def longdate(value: date | None) -> str:
+    """date(2027, 3, 3) -> "March 3, 2027", independent of the machine's locale; None -> "n/a"."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, datetime):
+        value = value.date()
+    return f"{_MONTHS[value.month - 1]} {value.day}, {value.year}"
+
+
+def gift_code(touch_key: str) -> str:
+    """A stable, unguessable-enough gift code for a touch: the first 10 hex chars of its sha256."""
+    return hashlib.sha256(str(touch_key).encode("utf-8")).hexdigest()[:10].upper()
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "percent": percent,
+    "money": money,
+    "longdate": longdate,
+    "gift_code": gift_code,
+}
+
+
+# --- the renderer --------------------------------------------------------------------------------
+
+
+class Renderer:
+    """Renders one journey template id to an email (subject, CSS-inlined HTML, text) or an SMS."""
+
+    def __init__(self, templates_dir: Path):
+        self.templates_dir = Path(templates_dir)
+        self.environment = Environment(
+            loader=FileSystemLoader(self.templates_dir.resolve()),  # absolute: errors map back to files
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.environment.filters.update(FILTERS)
+        # No <link> stylesheets are fetched: a render never goes to the network.
+        self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
+        self._root = str(self.templates_dir.resolve())
+        self._shown_root = _shown(self.templates_dir)
+
+    # -- public API
+
+    def email(self, template: str, context: Mapping[str, Any]) -> RenderedEmail:
+        ctx = dict(context)
+        return RenderedEmail(
+            subject=self._subject(template, ctx),
+            html=self._html(template, ctx),
+            text=self._render(f"{template}.email.txt", ctx).strip() + "\n",
+        )
+
+    def sms(self, template: str, context: Mapping[str, Any]) -> str:
+        return self._render(f"{template}.sms.txt", dict(context)).strip()
+
+    def files_for(self, template: str, channel: Channel) -> list[Path]:
+        """The files that must exist for `template` on `channel`."""
+        if not _TEMPLATE_ID.match(template):
+            raise ValueError(f"template id {template!r} must look like 'journey/name'")
+        if channel == "email":
+            suffixes = EMAIL_SUFFIXES
+        elif channel == "sms":
+            suffixes = SMS_SUFFIXES
+        else:
+            raise ValueError(f"templates are for email or sms, not {channel!r}")
+        return [self.templates_dir / f"{template}.{suffix}" for suffix in suffixes]
+
+    def check(self, template: str, channel: Channel, context: Mapping[str, Any]) -> list[str]:
+        """Every problem as "path:line: message" (missing file, syntax, undefined variable); [] when fine."""
+        try:
+            files = self.files_for(template, channel)
+        except ValueError as exc:
+            return [f"{template}: {exc}"]
+        problems = [
+            f"{self._show(path.relative_to(self.templates_dir).as_posix())}: missing template file"
+            for path in files
+            if not path.is_file()
+        ]
+        if problems:
+            return problems
+        names = [path.relative_to(self.templates_dir).as_posix() for path in files]
+        for name in names:
+            try:
+                self.environment.get_template(name)
+            except TemplateSyntaxError as exc:
+                problems.append(str(self._syntax_problem(exc, name)))
+        if problems:
+            return problems
+
+        ctx = dict(context)
+        steps: list[Callable[[], object]]
+        if channel == "email":
+            steps = [
+                lambda: self._subject(template, ctx),
+                lambda: self._html(template, ctx),
+                lambda: self._render(f"{template}.email.txt", ctx),
+            ]
+        else:
+            steps = [lambda: problems.extend(self._sms_problems(template, ctx))]
+        for step in steps:
+            try:
+                step()
+            except TemplateProblem as exc:
+                problems.append(str(exc))
+        return problems
+
+    # -- parts
+
+    def _subject(self, template: str, ctx: dict[str, Any]) -> str:
+        name = f"{template}.subject.txt"
+        subject = self._render(name, ctx).strip()
+        if "\n" in subject or "\r" in subject:
+            raise TemplateProblem(self._show(name), "the subject must render to one line")
+        if not subject:
+            raise TemplateProblem(self._show(name), "the subject renders empty")
+        if len(subject) > SUBJECT_MAX:
+            raise TemplateProblem(
+                self._show(name), f"the subject renders to {len(subject)} characters, more than {SUBJECT_MAX}"
+            )
+        return subject
+
+    def _html(self, template: str, ctx: dict[str, Any]) -> str:
+        name = f"{template}.email.html"
+        html = self._render(name, ctx)
+        try:
+            return self._inliner.inline(html)
+        except css_inline.InlineError as exc:
+            raise TemplateProblem(self._show(name), f"CSS cannot be inlined: {exc}") from None
+
+    def _sms_problems(self, template: str, ctx: dict[str, Any]) -> list[str]:
+        name = f"{template}.sms.txt"
+        body = self.sms(template, ctx)
+        shown = self._show(name)
+        problems = []
+        if len(body) > SMS_MAX:
+            problems.append(f"{shown}: renders to {len(body)} characters, more than one SMS ({SMS_MAX})")
+        outside = sorted({c for c in body if c not in _GSM7 and c not in _GSM7_EXTENDED})
+        if outside:
+            problems.append(
+                f"{shown}: characters outside the GSM-7 alphabet ({''.join(outside)!r}) "
+                "cut an SMS segment to 70 characters"
+            )
+        if "STOP" not in body:
+            problems.append(f"{shown}: an SMS must say how to opt out (e.g. 'Reply STOP to opt out')")
+        return problems
+
+    # -- Jinja plumbing and error locations
+
+    def _render(self, name: str, ctx: dict[str, Any]) -> str:
+        try:
+            return self.environment.get_template(name).render(ctx)
+        except TemplateSyntaxError as exc:
+            raise self._syntax_problem(exc, name) from None
+        except TemplateNotFound as exc:
+            if exc.name == name:
+                raise TemplateProblem(self._show(name), "missing template file") from None
+            raise self._runtime_problem(exc, name, f"template {exc.name!r} not found") from None
+        except Exception as exc:  # a template is user input: name the place whatever went wrong
+            raise self._runtime_problem(exc, name, _describe(exc)) from None
+
+    def _syntax_problem(self, exc: TemplateSyntaxError, name: str) -> TemplateProblem:
+        where = exc.name or name
+        return TemplateProblem(self._show(where, exc.filename), exc.message or "syntax error", exc.lineno)
+
+    def _runtime_problem(self, exc: BaseException, name: str, message: str) -> TemplateProblem:
+        """Find the innermost template frame in the (Jinja-rewritten) traceback: file and line."""
+        frame = _innermost_template_frame(exc.__traceback__, self._root)
+        if frame is None:
+            return TemplateProblem(self._show(name), message)
+        filename, line = frame
+        where = Path(filename).relative_to(self._root).as_posix()
+        return TemplateProblem(self._show(where, filename), self._explain(message, where, line), line)
+
+    def _explain(self, message: str, name: str, line: int) -> str:
+        """Jinja says "'dict object' has no attribute 'nam'"; say "'account' has no attribute 'nam'"."""
+        match = re.fullmatch(r"'[^']*' has no attribute '(\w+)'", message)
+        if not match:
+            return message
+        try:
+            source = self.environment.loader.get_source(self.environment, name)[0]  # type: ignore[union-attr]
+            text = source.splitlines()[line - 1]
+        except (TemplateNotFound, IndexError):
+            return message
+        owner = re.search(rf"([A-Za-z_][\w.]*)\.{match.group(1)}\b", text)
+        if owner is None:
+            return message
+        return f"'{owner.group(1)}' has no attribute '{match.group(1)}'"
+
+    def _show(self, name: str, filename: str | Path | None = None) -> str:
+        if filename is not None and not str(Path(filename).resolve()).startswith(self._root):
+            return str(filename)
+        return f"{self._shown_root}/{name}" if self._shown_root else name
+
+
+def _shown(directory: Path) -> str:
+    """The templates directory as people see it: relative to the working directory when inside it."""
+    try:
+        return directory.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return directory.as_posix()
+
+
+def _innermost_template_frame(tb: TracebackType | None, root: str) -> tuple[str, int] | None:
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(root) and not filename.endswith(".py"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if type(exc).__module__ == "jinja2.exceptions":
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- sample data ---------------------------------------------------------------------------------
+
+
+def _sample_survey_url(survey: str, answer: str | int) -> str:
+    return f"https://example.invalid/s/{survey}/{answer}"
+
+
+def sample_context(**overrides: Any) -> dict[str, Any]:
+    """A realistic context for `techtouch check` and previews, shaped exactly like the engine's.
+
+    A mapping override is merged into the sample's mapping (`contact={"name": "<b>"}` keeps the
+    contact's other fields); anything else replaces the value.
+    """
+    context: dict[str, Any] = {
+        "account": {
+            "id": "acc_000123",
+            "name": "Northwind Traders",
+            "segment": "tech_touch",
+            "arr": 9000.0,
+            "renewal_date": date(2027, 3, 3),
+            "days_to_renewal": 97,
+            "usage_change_30d": -0.42,
+            "key_actions_30d": 318,
+            "logins_14d": 23,
+            "active_users_7d": 6.4,
+            "health": 48.5,
+            "health_color": "yellow",
+            "csm_name": "Dana Reyes",
+            "csm_email": "dana.reyes@example.com",
+        },
+        "contact": {"id": "con_000456", "name": "Sam Okafor", "first_name": "Sam", "role": "admin"},
+        "sender": {
+            "key": "csm",
+            "name": "Dana Reyes",
+            "email": "dana.reyes@example.com",
+            "title": "Customer Success Manager",
+        },
+        "journey": {"id": "renewal", "name": "Renewal"},
+        "milestone": {"id": "announce", "title": "Renewal likelihood answered"},
+        "touch_key": "42:announce:email",
+        "links": {
+            "unsubscribe": "https://example.invalid/u/sample",
+            "preferences": "https://example.invalid/p/sample",
+        },
+        "survey_url": _sample_survey_url,
+    }
+    for key, value in overrides.items():
+        base = context.get(key)
+        if isinstance(value, Mapping) and isinstance(base, Mapping):
+            context[key] = {**base, **value}
+        else:
+            context[key] = value
+    return context
