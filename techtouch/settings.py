@@ -24,8 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def _default_dir(name: str) -> Path:
     """`./config` when run from a project checkout, else the one next to the package."""
-    here = Path.cwd() / name
-    return here if here.is_dir() else PROJECT_ROOT / name
+    return Path(name) if Path(name).is_dir() else PROJECT_ROOT / name
 
 
 def config_file() -> Path:

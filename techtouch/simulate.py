@@ -114,10 +114,14 @@ def simulate_days(
     else:
         source_url = settings.database_url
         if source_url.startswith("sqlite:///") and Path(source_url.removeprefix("sqlite:///")).is_file():
+            # VACUUM INTO: a consistent copy even while a scheduled run writes; outside any transaction.
             source = make_engine(source_url)
-            with source.connect() as connection:
-                connection.exec_driver_sql(f"VACUUM INTO '{folder / 'simulation.db'}'")
-            source.dispose()
+            raw = source.raw_connection()
+            try:
+                raw.cursor().execute("VACUUM INTO ?", (str(folder / "simulation.db"),))
+            finally:
+                raw.close()
+                source.dispose()
             migrate.upgrade(engine)
         else:
             copy_database(make_engine(source_url), engine)

@@ -64,7 +64,7 @@ def check(
     if problems:
         raise typer.Exit(1)
     for journey in catalog.values():
-        out.print(f"[bold]{journey.id}[/bold] ({journey.path}): {_ladder_picture(journey)}", highlight=False)
+        out.print(f"{journey.id} ({journey.path}): {_ladder_picture(journey)}", highlight=False, markup=False)
     out.print(f"{len(catalog)} journeys ok")
 
 

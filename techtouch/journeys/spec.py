@@ -32,6 +32,19 @@ def _days(value: Any) -> Any:
 
 
 Days = Annotated[int, BeforeValidator(_days), Field(ge=0, le=3650)]
+_PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def _param(value: Any) -> Any:
+    """`-30%` in a params block means -0.30, as it does in conditions."""
+    if isinstance(value, str):
+        match = _PERCENT.match(value)
+        if match:
+            return float(match.group(1)) / 100
+    return value
+
+
+Param = Annotated[float | int | str | bool, BeforeValidator(_param)]
 
 
 class _Strict(BaseModel):
@@ -146,7 +159,7 @@ class Journey(_Strict):
     enter_when: str
     reentry: Reentry = Reentry()
     max_days: Days | None = Field(None, description="enrollments end after this many days")
-    params: dict[str, float | int | str | bool] = {}
+    params: dict[Slug, Param] = {}
     goals: list[Goal] = []
     milestones: list[Milestone] = Field(min_length=1)
     definitions: Any = Field(None, description="free space for YAML anchors")

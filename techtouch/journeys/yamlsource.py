@@ -76,13 +76,17 @@ def _to_python(node: yaml.Node, loc: Loc, marks: dict[Loc, Mark], path: str) -> 
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise LocatedError(
-                    path, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                    path,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
                     "merge keys (<<) are not supported; use an anchor on the whole value",
                 )
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             if key in result:
                 raise LocatedError(
-                    path, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                    path,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
                     f"duplicate key {key!r}",
                 )
             result[key] = _to_python(value_node, (*loc, key), marks, path)
