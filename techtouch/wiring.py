@@ -28,6 +28,10 @@ def as_of_instant(settings: Settings, as_of: date) -> datetime:
     return run_instant(as_of, settings.zone, settings.run_time)
 
 
+class ConfigurationError(ValueError):
+    """Settings that cannot work together; the message says what to set."""
+
+
 INSECURE_DEV_SECRET = b"techtouch-insecure-development-secret"
 
 
@@ -40,7 +44,9 @@ def link_secret(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     if settings.email_channel != "outbox" or settings.sms_channel != "outbox":
-        raise ValueError("TECHTOUCH_SECRET_KEY must be set to sign links when a provider channel is used")
+        raise ConfigurationError(
+            "TECHTOUCH_SECRET_KEY must be set to sign links when a provider channel is used"
+        )
     return INSECURE_DEV_SECRET
 
 
@@ -57,9 +63,9 @@ def build_channels(settings: Settings) -> tuple[Any, Any]:
     from techtouch.channels.outbox import OutboxEmailChannel, OutboxSmsChannel
 
     if settings.email_channel != "outbox":
-        raise ValueError(f"unknown email channel {settings.email_channel!r} (available: outbox)")
+        raise ConfigurationError(f"unknown email channel {settings.email_channel!r} (available: outbox)")
     if settings.sms_channel != "outbox":
-        raise ValueError(f"unknown SMS channel {settings.sms_channel!r} (available: outbox)")
+        raise ConfigurationError(f"unknown SMS channel {settings.sms_channel!r} (available: outbox)")
     return OutboxEmailChannel(settings.outbox_dir), OutboxSmsChannel(settings.outbox_dir)
 
 

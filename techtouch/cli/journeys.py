@@ -16,15 +16,7 @@ from techtouch.clock import today
 from techtouch.journeys.catalog import CompiledJourney
 from techtouch.journeys.spec import JourneyErrors
 from techtouch.models import Cta, Touch
-from techtouch.wiring import (
-    as_of_instant,
-    build_channels,
-    build_renderer,
-    journey_paths,
-    link_secret,
-    load_journeys,
-    open_engine,
-)
+from techtouch.wiring import ConfigurationError, journey_paths, load_journeys, open_engine
 
 
 def _catalog(paths: list[Path] | None = None) -> dict[str, CompiledJourney]:
@@ -87,54 +79,23 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """One daily run: enter, escalate, exit; record touches and CTAs; deliver what is due."""
-    from techtouch.journeys.runner import run_journeys
     from techtouch.journeys.summary import report_dict, report_tables
+    from techtouch.service import run_day
 
     cfg = settings()
     day = parse_date(as_of, "--as-of") or today(cfg.zone)
     catalog = _catalog()
     chosen = _pick(catalog, journeys or [], all_)
     engine = open_engine(cfg)
-    report = run_journeys_with_delivery(engine, cfg, catalog, chosen, day, dry_run, run_journeys)
+    try:
+        report = run_day(engine, cfg, catalog, chosen, day, dry_run=dry_run)
+    except ConfigurationError as exc:
+        raise UserError(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(report_dict(report), default=str))
         return
     for table in report_tables(report):
         out.print(table)
-
-
-def run_journeys_with_delivery(
-    engine: Any,
-    cfg: Any,
-    catalog: dict[str, CompiledJourney],
-    chosen: list[CompiledJourney],
-    day: date,
-    dry_run: bool,
-    runner: Any,
-) -> Any:
-    from techtouch.journeys.context import context_builder
-    from techtouch.journeys.state import load_accounts
-
-    run_at = as_of_instant(cfg, day)
-    try:
-        channels = None if dry_run else build_channels(cfg)
-        secret = link_secret(cfg)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    renderer = build_renderer(cfg)
-    with engine.connect() as connection:
-        accounts = load_accounts(connection, day, run_at, cfg.health)
-    return runner(
-        engine,
-        cfg,
-        chosen,
-        day,
-        run_at,
-        dry_run=dry_run,
-        channels=channels,
-        renderer=renderer,
-        context_for=context_builder(cfg, accounts, catalog, secret),
-    )
 
 
 @app.command("preview")
