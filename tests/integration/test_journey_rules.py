@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import json
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -14,7 +13,6 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from techtouch.bulk import insert_rows
-from techtouch.journeys.delivery import deliver
 from techtouch.journeys.runner import run_journeys
 from techtouch.models import Account, Cta, Enrollment, Touch, UsageDaily
 from techtouch.wiring import as_of_instant
@@ -263,4 +261,3 @@ def test_undelivered_pending_touches_are_delivered_by_the_next_run(base: Base) -
     base.run(D0 + timedelta(days=1), "renewal")
     assert [t.status for t in touches(base.engine)] == ["sent"]
     assert len(list((base.settings.outbox_dir / "email").iterdir())) == 1
-    _ = (deliver, json)
