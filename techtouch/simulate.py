@@ -28,6 +28,7 @@ from techtouch.db import make_engine
 from techtouch.journeys.catalog import CompiledJourney
 from techtouch.journeys.runner import run_journeys
 from techtouch.models import Base, Event, Touch
+from techtouch.service import run_day
 from techtouch.settings import Settings
 from techtouch.wiring import as_of_instant
 
@@ -93,13 +94,19 @@ def simulate_days(
     *,
     accounts: int | None = None,
     workdir: Path | None = None,
+    in_place: bool = False,
+    deliver: bool = False,
     progress: Callable[[date], Any] | None = None,
 ) -> SimulationResult:
+    """Replay `days` days from `start`; `in_place` runs on the configured database itself (the demo)
+    and `deliver` renders and sends through the configured channels instead of marking touches sent."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="techtouch-sim-"))
     folder.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{folder / 'simulation.db'}"
+    url = settings.database_url if in_place else f"sqlite:///{folder / 'simulation.db'}"
     engine = make_engine(url)
-    if accounts is not None:
+    if in_place:
+        migrate.upgrade(engine)
+    elif accounts is not None:
         from techtouch.seed import seed
 
         migrate.upgrade(engine)
@@ -131,9 +138,12 @@ def simulate_days(
         day = start + timedelta(days=offset)
         _advance_usage(engine, day)
         _respond(engine, day, model, rng)
-        run_journeys(engine, sim_settings, journeys, day, as_of_instant(sim_settings, day))
-        with engine.begin() as connection:
-            connection.execute(update(Touch).where(Touch.status == "pending").values(status="sent"))
+        if deliver:
+            run_day(engine, sim_settings, catalog, journeys, day)
+        else:
+            run_journeys(engine, sim_settings, journeys, day, as_of_instant(sim_settings, day))
+            with engine.begin() as connection:
+                connection.execute(update(Touch).where(Touch.status == "pending").values(status="sent"))
         if progress:
             progress(day)
     result = _summarize(engine, start, days, url)

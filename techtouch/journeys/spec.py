@@ -7,7 +7,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from techtouch.journeys.yamlsource import Document, Loc, LocatedError, load_document, parse_document
 
@@ -163,6 +171,15 @@ class Journey(_Strict):
     goals: list[Goal] = []
     milestones: list[Milestone] = Field(min_length=1)
     definitions: Any = Field(None, description="free space for YAML anchors")
+
+    @field_validator("milestones")
+    @classmethod
+    def _unique_milestones(cls, milestones: list[Milestone]) -> list[Milestone]:
+        ids = [m.id for m in milestones]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"milestone ids must be unique: {', '.join(duplicates)}")
+        return milestones
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Journey:
