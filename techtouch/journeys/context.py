@@ -12,9 +12,15 @@ from techtouch.journeys.catalog import CompiledJourney
 from techtouch.settings import Settings
 
 
+def _text(value: Any) -> str | None:
+    """Pandas hands missing text over as NaN; templates and senders need None."""
+    return value if isinstance(value, str) and value else None
+
+
 def csm_name(email: str | None) -> str | None:
     """`jane.doe@vendor.example` → `Jane Doe` (the CSM directory is out of scope)."""
-    if not email:
+    email = _text(email)
+    if email is None:
         return None
     local = email.split("@", 1)[0]
     return " ".join(part.capitalize() for part in local.replace("_", ".").split(".") if part) or None
@@ -38,9 +44,9 @@ def account_context(row: pd.Series, account_id: str) -> dict[str, Any]:
         "logins_14d": int(row.get("logins_14d") or 0),
         "active_users_7d": float(row.get("active_users_7d") or 0.0),
         "health": _number(row.get("health")),
-        "health_color": row.get("health_color"),
+        "health_color": _text(row.get("health_color")),
         "csm_name": csm_name(row.get("csm_email")),
-        "csm_email": row.get("csm_email"),
+        "csm_email": _text(row.get("csm_email")),
     }
 
 
@@ -84,7 +90,7 @@ def context_builder(
                 "first_name": name.split(" ")[0] if name else "",
                 "role": row.get("role"),
             },
-            "sender": sender_context(settings, row.get("sender"), account.get("csm_email")),
+            "sender": sender_context(settings, row.get("sender"), _text(account.get("csm_email"))),
             "journey": {"id": row["journey"], "name": journey.spec.name if journey else row["journey"]},
             "milestone": {"id": row["milestone"], "title": milestone_title or row["milestone"]},
             "touch_key": row["key"],

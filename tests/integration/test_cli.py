@@ -1,0 +1,179 @@
+"""The CLI end to end, as a user runs it (real processes), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+D0 = date(2027, 1, 4)
+ROOT = Path(__file__).parents[2]
+
+
+def techtouch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "techtouch.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def write(path: Path, header: str, rows: list[list[object]]) -> str:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header.split(","))
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture
+def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHTOUCH_")}
+    return env | {
+        "TECHTOUCH_DATABASE_URL": db_url,
+        "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "TECHTOUCH_TIMEZONE": "Europe/Paris",
+    }
+
+
+@pytest.fixture
+def imported(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    accounts = [
+        [
+            f"a{i}",
+            f"Account {i}",
+            "tech_touch",
+            9000,
+            D0 - timedelta(days=400),
+            D0 + timedelta(days=90 + i),
+            "casey.morgan@vendor.example" if i % 2 else "",
+            "Europe/Paris",
+            "",
+        ]
+        for i in range(6)
+    ]
+    contacts = [
+        [
+            f"c{i}",
+            f"a{i}",
+            f"Ada {i}",
+            f"ada{i}@customer.example",
+            "+33612345678" if i % 3 else "",
+            "admin",
+            "true",
+            "true",
+        ]
+        for i in range(6)
+    ]
+    usage = [[f"a{i}", D0 - timedelta(days=k), 5, 9, 40] for i in range(6) for k in range(1, 61)]
+    files = {
+        "accounts": write(
+            tmp_path / "accounts.csv",
+            "account_id,name,segment,arr,start_date,renewal_date,csm_email,timezone,paused_until",
+            accounts,
+        ),
+        "contacts": write(
+            tmp_path / "contacts.csv",
+            "contact_id,account_id,name,email,phone,role,email_consent,sms_consent",
+            contacts,
+        ),
+        "usage": write(tmp_path / "usage.csv", "account_id,date,active_users,logins,key_actions", usage),
+        "events": write(
+            tmp_path / "events.csv",
+            "account_id,contact_id,occurred_at,type,value",
+            [["a1", "c1", f"{D0 - timedelta(days=1)}T10:00:00Z", "survey", "renewal:not_likely"]],
+        ),
+    }
+    for kind, path in files.items():
+        result = techtouch(cli_env, "import", kind, path)
+        assert result.returncode == 0, result.stderr
+    return files
+
+
+def listing(env: dict[str, str], *args: str) -> list[dict]:
+    result = techtouch(env, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_import_run_and_list_end_to_end(cli_env: dict[str, str], imported: dict[str, str]) -> None:
+    for offset in range(4):
+        result = techtouch(cli_env, "run", "--all", "--as-of", str(D0 + timedelta(days=offset)))
+        assert result.returncode == 0, result.stderr
+    touches = listing(cli_env, "touches")
+    renewal = [t for t in touches if t["journey"] == "renewal"]
+    assert {t["account_id"] for t in renewal} == {f"a{i}" for i in range(6)}
+    first = {t["account_id"]: t for t in renewal if t["rung"] == "email"}
+    assert first["a0"]["sender"] == "success" and first["a3"]["sender"] == "csm"  # no CSM: the team writes
+    assert {t["status"] for t in renewal if t["channel"] == "email"} == {"sent"}
+    emails = list((Path(cli_env["TECHTOUCH_OUTBOX_DIR"]) / "email").glob("*.eml"))
+    assert len(emails) == sum(t["channel"] == "email" and t["status"] == "sent" for t in touches)
+
+    ctas = listing(cli_env, "ctas")
+    at_risk = [c for c in ctas if c["reason"] == "renewal_at_risk"]
+    assert [(c["account_id"], c["priority"], c["assignee"]) for c in at_risk] == [
+        ("a1", "high", "casey.morgan@vendor.example")
+    ]
+    mine = listing(cli_env, "ctas", "--assignee", "casey.morgan@vendor.example", "--status", "open")
+    assert {c["id"] for c in mine} >= {c["id"] for c in at_risk}
+    only = listing(cli_env, "touches", "--account", "a2", "--journey", "renewal")
+    assert only and {(t["account_id"], t["journey"]) for t in only} == {("a2", "renewal")}
+
+    again = techtouch(cli_env, "run", "--all", "--as-of", str(D0 + timedelta(days=3)))
+    assert again.returncode == 0
+    assert listing(cli_env, "touches") == touches
+
+    preview = techtouch(
+        cli_env, "preview", "renewal", "--account", "a4", "--as-of", str(D0 + timedelta(days=5))
+    )
+    assert preview.returncode == 0, preview.stderr
+    assert "announce.sms via sms" in preview.stdout and "STOP" in preview.stdout
+
+
+def test_two_runs_at_the_same_time_create_no_duplicates(
+    cli_env: dict[str, str], imported: dict[str, str]
+) -> None:
+    command = [sys.executable, "-m", "techtouch.cli", "run", "--all", "--as-of", str(D0)]
+    runs = [
+        subprocess.Popen(
+            command, env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=300) for p in runs]
+    assert [p.returncode for p in runs] == [0, 0, 0], outputs
+    touches = listing(cli_env, "touches")
+    keys = [t["key"] for t in touches]
+    assert len(keys) == len(set(keys)) and len(keys) >= 6
+    emails = list((Path(cli_env["TECHTOUCH_OUTBOX_DIR"]) / "email").glob("*.eml"))
+    assert len(emails) == sum(t["channel"] == "email" for t in touches)
+
+
+def test_errors_exit_non_zero_with_a_clear_message(cli_env: dict[str, str], tmp_path: Path) -> None:
+    bad = write(
+        tmp_path / "bad.csv",
+        "account_id,name,segment,arr,start_date,renewal_date,csm_email,timezone,paused_until",
+        [["x", "X", "tech_touch", "-1", "2026-13-40", "", "", "Mars/Base", ""]],
+    )
+    result = techtouch(cli_env, "import", "accounts", bad)
+    assert result.returncode == 1
+    assert f"{bad}:2: start_date:" in result.stderr and f"{bad}:2: timezone:" in result.stderr
+    assert techtouch(cli_env, "run", "nosuch", "--as-of", str(D0)).returncode == 1
+    assert techtouch(cli_env, "accounts", "show", "nobody").returncode == 1
+    assert techtouch(cli_env, "run", "--as-of", "2027-02-30", "--all").returncode == 2
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        'id: broken\nname: B\nenter_when: "arr >"\nmilestones:\n'
+        "  - {id: m, ladder: [{id: c, channel: cta, title: T}]}\n"
+    )
+    result = techtouch(cli_env, "check", str(broken))
+    assert result.returncode == 1 and f"{broken}:3:19: enter_when: unexpected end" in result.stdout
