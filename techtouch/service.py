@@ -42,4 +42,5 @@ def run_day(
         channels=channels,
         renderer=build_renderer(settings),
         context_for=context_builder(settings, accounts, catalog, secret),
+        accounts=accounts,
     )

@@ -50,6 +50,7 @@ class RunReport:
     journeys: list[JourneyReport]
     delivery: DeliveryReport | None
     seconds: float = 0.0
+    delivery_seconds: float = 0.0
     decisions: dict[str, tuple[Decision, Plan]] = field(default_factory=dict, repr=False)
 
 
@@ -103,10 +104,13 @@ def run_journeys(
     renderer: Any = None,
     context_for: Any = None,
     accounts_filter: list[str] | None = None,
+    accounts: pd.DataFrame | None = None,
 ) -> RunReport:
+    """`accounts` may be passed in when the caller already loaded the state (see service.run_day)."""
     started = time.perf_counter()
     with engine.connect() as connection:
-        accounts = load_accounts(connection, as_of, run_at, settings.health)
+        if accounts is None:
+            accounts = load_accounts(connection, as_of, run_at, settings.health)
         contacts = load_contacts(connection)
         caps = load_cap_counts(connection, as_of)
     if accounts_filter is not None:
@@ -141,9 +145,13 @@ def run_journeys(
         decisions[journey.id] = (decision, plan)
         reports.append(_report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0))
     delivery = None
+    delivered_at = time.perf_counter()
     if not dry_run and channels is not None:
         delivery = deliver(engine, renderer, channels[0], channels[1], context_for)
-    return RunReport(as_of, dry_run, reports, delivery, time.perf_counter() - started, decisions)
+    finished = time.perf_counter()
+    return RunReport(
+        as_of, dry_run, reports, delivery, finished - started, finished - delivered_at, decisions
+    )
 
 
 def _advocates(journey: CompiledJourney, plan: Plan) -> list[str]:
