@@ -146,7 +146,7 @@ def simulate_days(
                 connection.execute(update(Touch).where(Touch.status == "pending").values(status="sent"))
         if progress:
             progress(day)
-    result = _summarize(engine, start, days, url)
+    result = _summarize(engine, start, days, url, journeys)
     engine.dispose()
     return result
 
@@ -265,7 +265,19 @@ def _respond(engine: Engine, day: date, model: ResponseModel, rng: np.random.Gen
             )
 
 
-def _summarize(engine: Engine, start: date, days: int, url: str) -> SimulationResult:
+def _step_order(journeys: list[CompiledJourney]) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    """Funnel rows in the order a customer meets them: journey priority, milestone, rung."""
+    order: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    for ji, journey in enumerate(journeys):
+        for mi, m in enumerate(journey.milestones):
+            for ri, rung in enumerate(m.spec.ladder):
+                order[(journey.id, m.spec.id, rung.id)] = (ji, mi, ri)
+    return order
+
+
+def _summarize(
+    engine: Engine, start: date, days: int, url: str, journeys: list[CompiledJourney]
+) -> SimulationResult:
     with engine.connect() as connection:
         touches = pd.read_sql_query(
             select(
@@ -296,9 +308,16 @@ def _summarize(engine: Engine, start: date, days: int, url: str) -> SimulationRe
         )
         .reset_index()
     )
+    order = _step_order(journeys)
+    journey_rank = {j.id: i for i, j in enumerate(journeys)}
+    funnel["_order"] = [
+        order.get((j, m, r), (journey_rank.get(j, 99), 98 if m == "goal" else 97, 99))
+        for j, m, r in zip(funnel["journey"], funnel["milestone"], funnel["rung"], strict=True)
+    ]
+    funnel = funnel.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
     if not ctas.empty:
-        week = pd.to_datetime(ctas["created_as_of"]).dt.strftime("%G-W%V")
-        load = pd.crosstab(ctas["assignee"], week)
+        week = pd.to_datetime(ctas["created_as_of"]).dt.strftime("W%V")
+        load = pd.crosstab(ctas["assignee"].rename("assignee"), week.rename("week"))
     else:
         load = pd.DataFrame()
     return SimulationResult(start=start, days=days, funnel=funnel, cta_load=load, exits=exits, database=url)
@@ -335,10 +354,13 @@ def print_simulation(console: Console, result: SimulationResult) -> None:
     if result.cta_load.empty:
         console.print("no CTAs created")
     else:
+        frame = result.cta_load
+        if len(frame.index) < len(frame.columns):  # few CSMs, many weeks: weeks as rows fit a terminal
+            frame = frame.T
         load = Table(
-            "assignee", *map(str, result.cta_load.columns), "total", title="CTA load per CSM per week"
+            frame.index.name or "", *map(str, frame.columns), "total", title="CTAs per CSM per ISO week"
         )
-        for assignee, row in result.cta_load.iterrows():
-            load.add_row(str(assignee), *(str(int(v)) for v in row), str(int(row.sum())))
+        for label, row in frame.iterrows():
+            load.add_row(str(label), *(str(int(v)) for v in row), str(int(row.sum())))
         console.print(load)
     console.print(f"simulated database: {result.database}")
