@@ -148,6 +148,7 @@ class Event(Base):
         CheckConstraint(_in("type", EVENT_TYPES), name="type"),
         Index("ix_events_account_id_type", "account_id", "type", "occurred_at"),
         Index("ix_events_contact_id", "contact_id"),
+        Index("ix_events_type_value", "type", "value"),  # engagement events name a touch key
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

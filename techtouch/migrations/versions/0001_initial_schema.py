@@ -218,6 +218,7 @@ def upgrade() -> None:
             "ix_events_account_id_type", ["account_id", "type", "occurred_at"], unique=False
         )
         batch_op.create_index("ix_events_contact_id", ["contact_id"], unique=False)
+        batch_op.create_index("ix_events_type_value", ["type", "value"], unique=False)
 
     op.create_table(
         "suppressions",
@@ -288,6 +289,7 @@ def downgrade() -> None:
     op.drop_table("touches")
     op.drop_table("suppressions")
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_type_value")
         batch_op.drop_index("ix_events_contact_id")
         batch_op.drop_index("ix_events_account_id_type")
 
