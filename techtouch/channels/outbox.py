@@ -4,9 +4,10 @@ Emails become RFC 5322 `.eml` files (multipart/alternative: text, then HTML) tha
 opens: `<dir>/email/<safe key>.eml`. SMS become JSON lines in `<dir>/sms.jsonl`.
 
 Exactly once across crashes: an `.eml` appears whole or not at all (written to a temporary file,
-fsynced, then linked into place, which never overwrites), and a key that is already there is
-not written again. SMS lines are appended under an exclusive lock and fsynced; a line torn by a
-crash is terminated and skipped, so its message is written again on the rerun, and once only.
+then linked into place, which never overwrites; each batch is flushed to disk before any receipt),
+and a key that is already there is not written again. SMS lines are appended under an exclusive
+lock and fsynced; a line torn by a crash is terminated and skipped, so its message is written
+again on the rerun, and once only.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,34 +77,55 @@ def _aware(moment: datetime, what: str = "send_at") -> datetime:
     return moment
 
 
+def _header(value: str) -> str | Header:
+    """ASCII as is; anything else RFC 2047-encoded (compat32 headers do no parsing: fast)."""
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"header value {value!r} contains a line break")
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def _address(name: str, address: str) -> str:
+    if "\n" in name or "\r" in name or "\n" in address or "\r" in address:
+        raise ValueError("an address contains a line break")
+    return formataddr((name, address), charset="utf-8")
+
+
 def build_eml(message: OutboundEmail) -> bytes:
-    """The message as RFC 5322 bytes (CRLF line ends); deterministic for a given message."""
+    """The message as RFC 5322 bytes (CRLF line ends); deterministic for a given message.
+
+    Built with the compat32 MIME classes: the `EmailMessage` API re-parses every header it sets
+    and cost ~4.5 ms a message, which dominated a launch day of tens of thousands of emails.
+    """
     send_at = _aware(message.send_at)
     domain = message.from_email.rpartition("@")[2]
     if not domain:
         raise ValueError(f"from_email {message.from_email!r} has no domain")
     digest = _digest(message.key)
 
-    eml = EmailMessage(policy=policy.default)
-    eml["From"] = Address(display_name=message.from_name, addr_spec=message.from_email)
-    eml["To"] = Address(display_name=message.to_name, addr_spec=message.to_email)
-    eml["Subject"] = message.subject
+    eml = MIMEMultipart("alternative", boundary=f"==techtouch-{digest[:24]}==")
+    eml["From"] = _address(message.from_name, message.from_email)
+    eml["To"] = _address(message.to_name, message.to_email)
+    eml["Subject"] = _header(message.subject)
     eml["Date"] = format_datetime(send_at)
     eml["Message-ID"] = f"<tt.{digest[:32]}@{domain}>"
-    eml["X-Techtouch-Key"] = message.key
+    eml["X-Techtouch-Key"] = _header(message.key)
     eml["X-Techtouch-Send-At"] = send_at.isoformat()
     if message.categories:
-        eml["X-Techtouch-Categories"] = ", ".join(message.categories)
+        eml["X-Techtouch-Categories"] = _header(", ".join(message.categories))
     if message.custom_args:
-        eml["X-Techtouch-Custom-Args"] = json.dumps(dict(message.custom_args), sort_keys=True)
+        eml["X-Techtouch-Custom-Args"] = _header(json.dumps(dict(message.custom_args), sort_keys=True))
     for name, value in message.headers.items():
         if name.lower() in _RESERVED:
             raise ValueError(f"header {name!r} is set by the channel, not by the message")
-        eml[name] = value
-    eml.set_content(message.text)
-    eml.add_alternative(message.html, subtype="html")
-    eml.set_boundary(f"==techtouch-{digest[:24]}==")
-    return eml.as_bytes(policy=policy.SMTP)
+        eml[name] = _header(value)
+    eml.attach(MIMEText(message.text, "plain", _UTF8_QP))  # type: ignore[arg-type]
+    eml.attach(MIMEText(message.html, "html", _UTF8_QP))  # type: ignore[arg-type]
+    return eml.as_bytes(policy=_SMTP32)
+
+
+_SMTP32 = compat32.clone(linesep="\r\n")
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP  # readable with `less`, unlike base64
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -119,8 +143,6 @@ def _write_once(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
             os.link(temporary, path)  # atomic and never overwrites: a concurrent writer keeps its file
         except FileExistsError:
@@ -129,7 +151,6 @@ def _write_once(path: Path, data: bytes) -> bool:
             if path.exists():
                 return False
             os.replace(temporary, path)
-        _fsync_directory(path.parent)
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -152,9 +173,14 @@ class OutboxEmailChannel:
         return self.email_dir / f"{safe_key(key)}.eml"
 
     def send(self, batch: Sequence[OutboundEmail]) -> list[Receipt]:
-        if batch:
-            self.email_dir.mkdir(parents=True, exist_ok=True)
-        return [self._send_one(message) for message in batch]
+        if not batch:
+            return []
+        self.email_dir.mkdir(parents=True, exist_ok=True)
+        receipts = [self._send_one(message) for message in batch]
+        # Durable before any receipt says "sent": one flush per batch, not two fsyncs per file.
+        os.sync()
+        _fsync_directory(self.email_dir)
+        return receipts
 
     def _send_one(self, message: OutboundEmail) -> Receipt:
         try:
