@@ -59,6 +59,8 @@ def main() -> None:
         engine.dispose()
         print(f"seeded {args.accounts:,} accounts in {time.perf_counter() - started:.1f} s")
     work = folder / "run.db"
+    for stale in (work, Path(f"{work}-wal"), Path(f"{work}-shm")):  # a killed run leaves its WAL behind
+        stale.unlink(missing_ok=True)
     shutil.copy(seeded, work)
     url = f"sqlite:///{work}"
     settings = Settings(database_url=url, outbox_dir=folder / "outbox", timezone="Europe/Paris")
