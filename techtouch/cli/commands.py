@@ -109,8 +109,8 @@ def seed_command(
                 replace=replace,
                 progress=report,
             )
-        except SeedRefused as exc:
-            raise UserError(str(exc)) from None
+        except SeedRefused:
+            raise UserError("the database already holds accounts; add --replace to start over") from None
     out.print(
         f"seeded {summary.accounts} accounts, {summary.contacts} contacts, "
         f"{summary.usage_rows} usage rows, {summary.events} events in {summary.seconds:.1f}s"
