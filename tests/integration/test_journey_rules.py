@@ -261,3 +261,83 @@ def test_undelivered_pending_touches_are_delivered_by_the_next_run(base: Base) -
     base.run(D0 + timedelta(days=1), "renewal")
     assert [t.status for t in touches(base.engine)] == ["sent"]
     assert len(list((base.settings.outbox_dir / "email").iterdir())) == 1
+
+
+def _drop_usage(base: Base, account_id: str, key_actions: int) -> None:
+    with base.engine.begin() as c:
+        c.execute(
+            update(UsageDaily)
+            .where(UsageDaily.account_id == account_id, UsageDaily.date >= D0 - timedelta(days=30))
+            .values(key_actions=key_actions)
+        )
+
+
+def test_risk_reports_then_sends_content_and_calls_when_usage_does_not_recover(base: Base) -> None:
+    base.add([account("a1")], [contact("c1", "a1")])
+    _drop_usage(base, "a1", 5)
+    days(base, 16, "risk")
+    assert [s[:4] for s in ladder(base.engine, "risk")] == [
+        (0, "report", "email", "email"),
+        (3, "content", "email", "email"),
+        (14, "recover", "cta", "cta"),
+    ]
+    with Session(base.engine) as c:
+        cta = c.execute(select(Cta)).scalar_one()
+        enrollment = c.execute(select(Enrollment)).scalar_one()
+    assert (cta.title, cta.priority) == ("Call the customer: usage not recovered", "high")
+    assert enrollment.entry["baseline_key_actions_7d"] == pytest.approx(40 * 7)
+
+
+def test_risk_recovery_sends_the_survey_and_ends_the_journey(base: Base) -> None:
+    base.add([account("a1")], [contact("c1", "a1")])
+    _drop_usage(base, "a1", 5)
+    days(base, 4, "risk")
+    with base.engine.begin() as c:  # the last week is back to the baseline
+        insert_rows(
+            c,
+            UsageDaily.__table__,
+            [
+                {
+                    "account_id": "a1",
+                    "date": D0 + timedelta(days=d),
+                    "active_users": 4,
+                    "logins": 6,
+                    "key_actions": 45,
+                }
+                for d in range(0, 7)
+            ],
+        )
+    for offset in range(7, 9):
+        base.run(D0 + timedelta(days=offset), "risk")
+    assert [s[1:3] for s in ladder(base.engine, "risk")] == [
+        ("report", "email"),
+        ("content", "email"),
+        ("goal", "recovered"),
+    ]
+    with Session(base.engine) as c:
+        enrollment = c.execute(select(Enrollment)).scalar_one()
+    assert (enrollment.status, enrollment.exit_reason) == ("completed", "recovered")
+
+
+def test_advocacy_detractor_gets_a_cta_and_a_promoter_who_agrees_becomes_an_advocate(base: Base) -> None:
+    base.add([account("a1"), account("a2")], [contact("c1", "a1"), contact("c2", "a2")])
+    for account_id in ("a1", "a2"):
+        base.event(account_id, "milestone", "live", D0 - timedelta(days=120))
+    days(
+        base,
+        12,
+        "advocacy",
+        events={
+            1: [("a1", "survey", "nps:3", D0), ("a2", "survey", "nps:10", D0)],
+            4: [("a2", "survey", "advocate:yes", D0 + timedelta(days=3))],
+        },
+    )
+    a1 = [(t.milestone, t.rung, t.channel) for t in touches(base.engine, account_id="a1")]
+    a2 = [(t.milestone, t.rung, t.channel) for t in touches(base.engine, account_id="a2")]
+    assert a1 == [("nps", "email", "email"), ("nps", "branch_detractor", "cta")]
+    assert a2 == [("nps", "email", "email"), ("ask", "email", "email"), ("ask", "branch_agreed", "email")]
+    with Session(base.engine) as c:
+        detractor = c.execute(select(Cta)).scalar_one()
+        advocate = c.get(Account, "a2")
+    assert (detractor.account_id, detractor.priority) == ("a1", "high")
+    assert advocate is not None and advocate.is_advocate
