@@ -67,10 +67,16 @@ def context_builder(
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A function from a pending touch row (with contact columns) to its template context."""
     public = settings.public_url.rstrip("/")
+    cache: dict[str, dict[str, Any]] = {}  # contacts of one account share it; .loc per message is slow
+
+    def account_for(account_id: str) -> dict[str, Any]:
+        if account_id not in cache:
+            cache[account_id] = account_context(accounts.loc[account_id], account_id)
+        return cache[account_id]
 
     def build(row: dict[str, Any]) -> dict[str, Any]:
         account_id = row["account_id"]
-        account = accounts.loc[account_id]
+        account = account_for(account_id)
         journey = catalog.get(row["journey"])
         milestone_title = None
         if journey is not None:
@@ -83,14 +89,14 @@ def context_builder(
             return links.survey_url(public, secret, account_id, contact_id, survey, str(answer))
 
         return {
-            "account": account_context(account, account_id),
+            "account": account,
             "contact": {
                 "id": contact_id,
                 "name": name,
                 "first_name": name.split(" ")[0] if name else "",
                 "role": row.get("role"),
             },
-            "sender": sender_context(settings, row.get("sender"), _text(account.get("csm_email"))),
+            "sender": sender_context(settings, row.get("sender"), account["csm_email"]),
             "journey": {"id": row["journey"], "name": journey.spec.name if journey else row["journey"]},
             "milestone": {"id": row["milestone"], "title": milestone_title or row["milestone"]},
             "touch_key": row["key"],
