@@ -23,6 +23,7 @@ from techtouch.journeys.runner import ordered, run_journeys
 from techtouch.seed import seed
 from techtouch.service import run_day
 from techtouch.settings import Settings
+from techtouch.simulate import advance_usage
 from techtouch.wiring import as_of_instant, load_journeys
 
 AS_OF = date(2027, 3, 1)
@@ -99,11 +100,13 @@ def main() -> None:
     # Warm-up: days pass (delivery stood in by marking sent), so that a day looks like any other.
     for offset in range(1, args.warmup + 1):
         day = AS_OF + timedelta(days=offset)
+        advance_usage(engine, day)  # usage goes on as it did (the simulator's model)
         run_journeys(engine, settings, journeys, day, as_of_instant(settings, day))
         with engine.begin() as connection:
             connection.execute(text("UPDATE touches SET status = 'sent' WHERE status = 'pending'"))
 
     day = AS_OF + timedelta(days=args.warmup + 1)
+    advance_usage(engine, day)
     started = time.perf_counter()
     report = run_day(engine, settings, catalog, journeys, day)
     total = time.perf_counter() - started

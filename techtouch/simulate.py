@@ -136,7 +136,7 @@ def simulate_days(
     rng = np.random.default_rng(model.seed)
     for offset in range(days):
         day = start + timedelta(days=offset)
-        _advance_usage(engine, day)
+        advance_usage(engine, day)
         _respond(engine, day, model, rng)
         if deliver:
             run_day(engine, sim_settings, catalog, journeys, day)
@@ -151,7 +151,7 @@ def simulate_days(
     return result
 
 
-def _advance_usage(engine: Engine, day: date) -> None:
+def advance_usage(engine: Engine, day: date) -> None:
     """Yesterday's usage: a copy of the same weekday a week before (the seeded trajectories go on)."""
     yesterday = day - timedelta(days=1)
     with engine.begin() as connection:
