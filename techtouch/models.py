@@ -131,6 +131,8 @@ class UsageDaily(Base):
     __table_args__ = (
         CheckConstraint("active_users >= 0 AND logins >= 0 AND key_actions >= 0", name="not_negative"),
         Index("ix_usage_daily_date", "date"),
+        # SQLite: clustered by (account_id, date), so a run's 60-day aggregate is one sequential scan.
+        {"sqlite_with_rowid": False},
     )
 
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)

@@ -11,8 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, DateTime, bindparam, text
 
-USAGE_SQL = text(
-    """
+USAGE_SQL = """
     SELECT account_id,
            SUM(CASE WHEN date >= :d30 THEN key_actions ELSE 0 END)        AS key_actions_30d,
            SUM(CASE WHEN date < :d30 THEN key_actions ELSE 0 END)         AS key_actions_prev_30d,
@@ -20,17 +19,19 @@ USAGE_SQL = text(
            SUM(CASE WHEN date >= :d7 THEN active_users ELSE 0 END)        AS active_users_sum_7d,
            SUM(CASE WHEN date >= :d7 THEN key_actions ELSE 0 END)         AS key_actions_7d,
            SUM(CASE WHEN date >= :d30 AND logins > 0 THEN 1 ELSE 0 END)   AS active_days_30d
-    FROM usage_daily
+    FROM usage_daily {hint}
     WHERE date >= :d60 AND date < :as_of
     GROUP BY account_id
     """
-)
 
 
 def usage_signals(connection: Connection, as_of: date) -> pd.DataFrame:
     """Usage over the days before `as_of` (the run happens before the day's usage exists)."""
     params = {f"d{n}": as_of - timedelta(days=n) for n in (7, 14, 30, 60)} | {"as_of": as_of}
-    frame = pd.read_sql_query(USAGE_SQL, connection, params=params, index_col="account_id")
+    # SQLite would pick the date index and fetch 6M rows one by one; a clustered scan is 3x faster.
+    hint = "NOT INDEXED" if connection.dialect.name == "sqlite" else ""
+    sql = text(USAGE_SQL.format(hint=hint))
+    frame = pd.read_sql_query(sql, connection, params=params, index_col="account_id")
     frame = frame.astype("int64")
     frame["active_users_7d"] = frame.pop("active_users_sum_7d") / 7.0
     prev = frame["key_actions_prev_30d"].where(frame["key_actions_prev_30d"] > 0)

@@ -139,6 +139,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("account_id", "date", name=op.f("pk_usage_daily")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("usage_daily", schema=None) as batch_op:
         batch_op.create_index("ix_usage_daily_date", ["date"], unique=False)
