@@ -19,8 +19,8 @@ USAGE_SQL = """
            SUM(CASE WHEN date >= :d7 THEN active_users ELSE 0 END)        AS active_users_sum_7d,
            SUM(CASE WHEN date >= :d7 THEN key_actions ELSE 0 END)         AS key_actions_7d,
            SUM(CASE WHEN date >= :d30 AND logins > 0 THEN 1 ELSE 0 END)   AS active_days_30d
-    FROM usage_daily {hint}
-    WHERE date >= :d60 AND date < :as_of
+    FROM usage_daily
+    WHERE {day} >= :d60 AND {day} < :as_of
     GROUP BY account_id
     """
 
@@ -28,9 +28,10 @@ USAGE_SQL = """
 def usage_signals(connection: Connection, as_of: date) -> pd.DataFrame:
     """Usage over the days before `as_of` (the run happens before the day's usage exists)."""
     params = {f"d{n}": as_of - timedelta(days=n) for n in (7, 14, 30, 60)} | {"as_of": as_of}
-    # SQLite would pick the date index and fetch 6M rows one by one; a clustered scan is 3x faster.
-    hint = "NOT INDEXED" if connection.dialect.name == "sqlite" else ""
-    sql = text(USAGE_SQL.format(hint=hint))
+    # SQLite would pick the date index and fetch 6M rows one by one; `+date` keeps it on the
+    # clustered (account_id, date) scan, which is ~5x faster and needs no sort for the GROUP BY.
+    day = "+date" if connection.dialect.name == "sqlite" else "date"
+    sql = text(USAGE_SQL.format(day=day))
     frame = pd.read_sql_query(sql, connection, params=params, index_col="account_id")
     frame = frame.astype("int64")
     frame["active_users_7d"] = frame.pop("active_users_sum_7d") / 7.0
