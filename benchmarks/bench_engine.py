@@ -32,7 +32,7 @@ SCAN = [
     "SELECT id, name, segment, arr, start_date, renewal_date, csm_email, timezone, paused_until, is_advocate "
     "FROM accounts",
     "SELECT account_id, SUM(key_actions), SUM(logins), SUM(active_users), COUNT(*) FROM usage_daily "
-    "WHERE date >= :d60 AND date < :d GROUP BY account_id",
+    "WHERE +date >= :d60 AND +date < :d GROUP BY account_id",  # the clustered scan (see signals.py)
     "SELECT account_id, type, value, MAX(occurred_at) FROM events GROUP BY account_id, type, value",
     "SELECT c.id, c.account_id, c.role, c.email_consent, c.sms_consent, c.phone, s.channel FROM contacts c "
     "LEFT JOIN suppressions s ON s.contact_id = c.id",
