@@ -10,6 +10,7 @@ import pytest
 
 from techtouch.journeys.catalog import CompiledJourney, compile_journey
 from techtouch.journeys.engine import Decision, decide
+from techtouch.journeys.record import POSITION_FIELDS
 from techtouch.journeys.spec import parse_journey
 
 LADDER_JOURNEY = """
@@ -38,21 +39,7 @@ def journey(text: str = LADDER_JOURNEY) -> CompiledJourney:
     return compile_journey(spec, document)
 
 
-ENROLLMENT = [
-    "id",
-    "status",
-    "cycle",
-    "milestone",
-    "phase",
-    "step",
-    "next_due",
-    "milestone_since",
-    "entered_as_of",
-    "exited_as_of",
-    "exit_reason",
-    "last_touch_as_of",
-    "entry",
-]
+ENROLLMENT = ["id", "cycle", *POSITION_FIELDS]  # what record() writes back
 
 
 def state(n: int = 1, **columns: object) -> pd.DataFrame:
