@@ -226,19 +226,7 @@ class _Run:
         self.changed |= mask
 
     def _cta_rung(self, mask: np.ndarray, m: CompiledMilestone, rung: Rung) -> None:
-        self.add_action(
-            mask,
-            milestone=m.spec.id,
-            rung=rung.id,
-            kind="rung",
-            channel="cta",
-            title=rung.title,
-            reason=rung.reason or f"{self.journey.id}.{m.spec.id}.{rung.id}",
-            priority=rung.priority,
-            due_in=rung.due_in,
-            template=rung.template,
-        )
-        self.acted |= mask
+        self.cta(mask, rung, m.spec.id, rung.id, kind="rung")
 
     def _personal_cta(self, mask: np.ndarray, m: CompiledMilestone, rung_id: str = "personal") -> None:
         title = f"Reach out personally: {m.spec.title or m.spec.id.replace('_', ' ')}"
@@ -289,12 +277,15 @@ class _Run:
         )
         self.acted |= mask
 
-    def cta(self, mask: np.ndarray, spec: CtaSpec, milestone: str, rung: str) -> None:
+    def cta(
+        self, mask: np.ndarray, spec: CtaSpec | Rung, milestone: str, rung: str, kind: str = "branch"
+    ) -> None:
+        """A CTA from a ladder's last rung or a branch; both carry title, reason, priority, due_in."""
         self.add_action(
             mask,
             milestone=milestone,
             rung=rung,
-            kind="branch",
+            kind=kind,
             channel="cta",
             title=spec.title,
             reason=spec.reason or f"{self.journey.id}.{milestone}.{rung}",
