@@ -174,43 +174,25 @@ def touches(
 ) -> None:
     """Touches (messages and CTAs) recorded so far, oldest first."""
     statement = select(*(getattr(Touch, f) for f in TOUCH_FIELDS)).order_by(Touch.id)
-    if account:
-        statement = statement.where(Touch.account_id == account)
-    if journey:
-        statement = statement.where(Touch.journey == journey)
-    if status:
-        statement = statement.where(Touch.status == status)
+    for column, value in ((Touch.account_id, account), (Touch.journey, journey), (Touch.status, status)):
+        if value:
+            statement = statement.where(column == value)
+    columns = ("as_of", "account_id", "journey", "milestone", "rung", "channel", "sender", "status")
+    _listing(statement, as_json, columns, f"touches (newest {SHOWN})", newest_last=True)
+
+
+SHOWN = 200
+
+
+def _listing(statement: Any, as_json: bool, columns: tuple[str, ...], title: str, newest_last: bool) -> None:
+    """JSON for scripts (every row, every field), a table of the newest rows for people."""
     rows = [{k: _jsonable(v) for k, v in row.items()} for row in _rows(statement)]
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table(
-        "as_of",
-        "account",
-        "journey",
-        "milestone",
-        "rung",
-        "channel",
-        "sender",
-        "status",
-        title=f"{len(rows)} touches",
-    )
-    for row in rows[-200:]:
-        table.add_row(
-            *(
-                str(row[k] or "-")
-                for k in (
-                    "as_of",
-                    "account_id",
-                    "journey",
-                    "milestone",
-                    "rung",
-                    "channel",
-                    "sender",
-                    "status",
-                )
-            )
-        )
+    table = Table(*columns, title=f"{len(rows)} {title}")
+    for row in rows[-SHOWN:] if newest_last else rows[:SHOWN]:
+        table.add_row(*(str("-" if row[k] is None else row[k]) for k in columns))
     out.print(table)
 
 
@@ -222,25 +204,11 @@ def ctas(
 ) -> None:
     """Calls-to-action for humans, newest first."""
     statement = select(*(getattr(Cta, f) for f in CTA_FIELDS)).order_by(Cta.id.desc())
-    if assignee:
-        statement = statement.where(Cta.assignee == assignee)
-    if status:
-        statement = statement.where(Cta.status == status)
-    rows = [{k: _jsonable(v) for k, v in row.items()} for row in _rows(statement)]
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    table = Table(
-        "id", "due", "priority", "assignee", "account", "title", "status", title=f"{len(rows)} CTAs"
-    )
-    for row in rows[:200]:
-        table.add_row(
-            *(
-                str(row[k])
-                for k in ("id", "due_date", "priority", "assignee", "account_id", "title", "status")
-            )
-        )
-    out.print(table)
+    for column, value in ((Cta.assignee, assignee), (Cta.status, status)):
+        if value:
+            statement = statement.where(column == value)
+    columns = ("id", "due_date", "priority", "assignee", "account_id", "title", "status")
+    _listing(statement, as_json, columns, f"CTAs (newest {SHOWN})", newest_last=False)
 
 
 @app.command("simulate")
