@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -131,12 +131,43 @@ class Settings(BaseSettings):
     )
     journey_priority: dict[str, int] = Field({}, description="overrides a journey file's priority")
 
-    email_channel: str = "outbox"
-    sms_channel: str = "outbox"
-    public_url: str = "http://127.0.0.1:8000"
-    secret_key: SecretStr | None = None
+    queue_owner: str | None = Field(
+        None, description="who receives the CSM digest for CTAs in the team queue (an email address)"
+    )
+
+    email_channel: Literal["outbox", "sendgrid"] = "outbox"
+    sms_channel: Literal["outbox", "twilio"] = "outbox"
+    public_url: str = Field("http://127.0.0.1:8000", description="base of links in messages and webhooks")
+    secret_key: SecretStr | None = Field(None, description="signs unsubscribe, survey and preference links")
+
     sendgrid_api_key: SecretStr | None = None
+    sendgrid_host: str = Field("https://api.sendgrid.com", description="tests point it at loopback")
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="the Event Webhook's ECDSA public key (base64), to verify signed events"
+    )
+    twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_from: str | None = Field(None, description="E.164 sender when no messaging service is set")
+    twilio_base_url: str = Field("https://api.twilio.com", description="tests point it at loopback")
+    twilio_mps: float = Field(10.0, gt=0, description="messages per second the SMS channel never exceeds")
+
+    @model_validator(mode="after")
+    def _provider_settings(self) -> Settings:
+        """A provider channel without its credentials fails here, not at the first send."""
+        missing = []
+        if self.email_channel == "sendgrid" and self.sendgrid_api_key is None:
+            missing.append("TECHTOUCH_SENDGRID_API_KEY")
+        if self.sms_channel == "twilio":
+            if not self.twilio_account_sid:
+                missing.append("TECHTOUCH_TWILIO_ACCOUNT_SID")
+            if self.twilio_auth_token is None:
+                missing.append("TECHTOUCH_TWILIO_AUTH_TOKEN")
+            if not (self.twilio_messaging_service_sid or self.twilio_from):
+                missing.append("TECHTOUCH_TWILIO_MESSAGING_SERVICE_SID or TECHTOUCH_TWILIO_FROM")
+        if missing:
+            raise ValueError(f"the configured channels need {', '.join(missing)}")
+        return self
 
     @field_validator("timezone")
     @classmethod

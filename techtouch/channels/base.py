@@ -1,8 +1,10 @@
 """What every channel speaks: outbound messages in, one receipt per message out.
 
-A message's `key` is the touch key. A channel must treat it as an idempotency key: sending a key
-it already has is not an error and not a second message, and `reconcile` tells, after a crash
-between the provider call and recording its id, which keys the provider already has.
+A message's `key` is the touch key; providers get it back to us (SendGrid `custom_args`, the
+Twilio status callback URL). Delivery marks a touch `sending` before `send` and records the
+receipt after it; a crash in between leaves it ambiguous, and `reconcile` answers, for such
+messages, which ones the provider already has. A channel whose provider can be asked says so
+with `reconcile_is_authoritative`; otherwise webhook events and a grace period decide.
 """
 
 from __future__ import annotations
@@ -37,10 +39,17 @@ class OutboundSms:
     send_at: datetime
 
 
+ReceiptStatus = Literal["sent", "failed", "opted_out", "unknown"]
+
+
 @dataclass(frozen=True)
 class Receipt:
+    """`sent`: accepted (provider_id set). `failed`: rejected for good (error says why, no address).
+    `opted_out`: the provider says the recipient opted out (Twilio 21610): suppress, never retry.
+    `unknown`: the outcome is ambiguous (a timeout); reconcile later, never resend blindly."""
+
     key: str
-    status: Literal["sent", "failed"]
+    status: ReceiptStatus
     provider_id: str | None = None
     error: str | None = None
 
@@ -49,12 +58,14 @@ class Receipt:
 class EmailChannel(Protocol):
     name: str
 
+    reconcile_is_authoritative: bool
+
     def send(self, batch: Sequence[OutboundEmail]) -> list[Receipt]:
         """One receipt per message, in order; a failed message does not stop the batch."""
         ...
 
-    def reconcile(self, keys: Sequence[str]) -> dict[str, Receipt]:
-        """Receipts for the keys the provider already has (the others are absent)."""
+    def reconcile(self, batch: Sequence[OutboundEmail], since: datetime) -> dict[str, Receipt]:
+        """Receipts for the messages (attempted at or after `since`) the provider already has."""
         ...
 
 
@@ -62,10 +73,12 @@ class EmailChannel(Protocol):
 class SmsChannel(Protocol):
     name: str
 
+    reconcile_is_authoritative: bool
+
     def send(self, batch: Sequence[OutboundSms]) -> list[Receipt]:
         """One receipt per message, in order; a failed message does not stop the batch."""
         ...
 
-    def reconcile(self, keys: Sequence[str]) -> dict[str, Receipt]:
-        """Receipts for the keys the provider already has (the others are absent)."""
+    def reconcile(self, batch: Sequence[OutboundSms], since: datetime) -> dict[str, Receipt]:
+        """Receipts for the messages (attempted at or after `since`) the provider already has."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,14 +54,22 @@ ContextFor = Callable[[dict[str, Any]], dict[str, Any]]
 def deliver(
     engine: Engine,
     renderer: Renderer,
-    email_channel: Any,
-    sms_channel: Any,
+    channels: Mapping[str, Any],
     context_for: ContextFor,
+    *,
+    accounts: Iterable[str] | None = None,
     limit: int | None = None,
 ) -> DeliveryReport:
+    """Deliver pending touches of the channels given ({"email": ..., "sms": ...}).
+
+    `accounts` limits delivery to a shard's accounts, so that shards never send each other's mail.
+    """
     report = DeliveryReport()
     with engine.connect() as connection:
         pending = pd.read_sql_query(PENDING_SQL, connection)
+    pending = pending[pending["channel"].isin(list(channels))]
+    if accounts is not None:
+        pending = pending[pending["account_id"].isin(list(accounts))]
     if limit is not None:
         pending = pending.head(limit)
     if pending.empty:
@@ -83,7 +91,7 @@ def deliver(
     report.suppressed = len(blocked)
     pending = pending[allowed]
 
-    for channel_name, channel in (("email", email_channel), ("sms", sms_channel)):
+    for channel_name, channel in channels.items():
         rows = pending[pending["channel"] == channel_name].to_dict("records")
         for start in range(0, len(rows), BATCH):
             _deliver_batch(

@@ -27,6 +27,7 @@ from techtouch.journeys.state import (
     reachability,
 )
 from techtouch.settings import Settings
+from techtouch.shards import ALL, Shard
 
 
 @dataclass
@@ -92,6 +93,80 @@ def build_frame(
     return frame
 
 
+@dataclass
+class RunState:
+    """What every journey of one run reads: accounts (of the shard), contacts and cap counts.
+
+    Loaded once per run; `caps` grows as journeys plan, so a later journey sees the earlier ones.
+    """
+
+    as_of: date
+    run_at: datetime
+    accounts: pd.DataFrame
+    contacts: pd.DataFrame
+    caps: pd.DataFrame
+    shard: Shard = ALL
+
+
+def load_run_state(
+    engine: Engine,
+    settings: Settings,
+    as_of: date,
+    run_at: datetime,
+    *,
+    shard: Shard = ALL,
+    accounts: pd.DataFrame | None = None,
+) -> RunState:
+    with engine.connect() as connection:
+        if accounts is None:
+            accounts = load_accounts(connection, as_of, run_at, settings.health)
+        contacts = load_contacts(connection)
+        caps = load_cap_counts(connection, as_of)
+    accounts = shard.select(accounts)
+    if not shard.everything:
+        contacts = contacts[contacts["account_id"].isin(accounts.index)]
+    return RunState(as_of, run_at, accounts, contacts, caps, shard)
+
+
+def advance_journey(
+    engine: Engine, settings: Settings, journey: CompiledJourney, state: RunState, *, dry_run: bool = False
+) -> tuple[JourneyReport, Decision, Plan]:
+    """Decide, plan and record one journey in one transaction under the journey's lock.
+
+    Deciding inside the lock means a concurrent run can never record from a stale position; a
+    rerun of the same day finds the positions already moved and records nothing new.
+    """
+    t0 = time.perf_counter()
+    as_of, run_at, accounts, contacts = state.as_of, state.run_at, state.accounts, state.contacts
+    with engine.connect().execution_options(immediate=True) as connection, connection.begin():
+        journey_lock(connection, journey.id)
+        enrollments = load_enrollments(connection, journey.id)
+        if not state.shard.everything:
+            enrollments = enrollments[enrollments.index.isin(accounts.index)]
+        engagement = load_engagement(connection, journey.id)
+        reach = reachability(contacts, list(journey.spec.recipients))
+        frame = build_frame(accounts, enrollments, engagement, reach)
+        decision = decide(frame, journey, as_of)
+        plan = plan_touches(
+            decision,
+            accounts,
+            contacts,
+            list(journey.spec.recipients),
+            state.caps,
+            settings.delivery,
+            run_at,
+            settings.timezone,
+            settings.team_queue,
+        )
+        positions = revert_deferred(decision, plan.deferred, as_of)
+        if not dry_run:
+            record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
+            flag_advocates(connection, _advocates(journey, plan))
+    state.caps = add_to_caps(state.caps, plan.touches)
+    report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0)
+    return report, decision, plan
+
+
 def run_journeys(
     engine: Engine,
     settings: Settings,
@@ -103,51 +178,28 @@ def run_journeys(
     channels: tuple[Any, Any] | None = None,
     renderer: Any = None,
     context_for: Any = None,
-    accounts_filter: list[str] | None = None,
     accounts: pd.DataFrame | None = None,
+    shard: Shard = ALL,
 ) -> RunReport:
     """`accounts` may be passed in when the caller already loaded the state (see service.run_day)."""
     started = time.perf_counter()
-    with engine.connect() as connection:
-        if accounts is None:
-            accounts = load_accounts(connection, as_of, run_at, settings.health)
-        contacts = load_contacts(connection)
-        caps = load_cap_counts(connection, as_of)
-    if accounts_filter is not None:
-        accounts = accounts[accounts.index.isin(accounts_filter)]
+    state = load_run_state(engine, settings, as_of, run_at, shard=shard, accounts=accounts)
     reports: list[JourneyReport] = []
     decisions: dict[str, tuple[Decision, Plan]] = {}
     for journey in journeys:
-        t0 = time.perf_counter()
-        with engine.connect().execution_options(immediate=True) as connection, connection.begin():
-            journey_lock(connection, journey.id)
-            enrollments = load_enrollments(connection, journey.id)
-            engagement = load_engagement(connection, journey.id)
-            reach = reachability(contacts, list(journey.spec.recipients))
-            frame = build_frame(accounts, enrollments, engagement, reach)
-            decision = decide(frame, journey, as_of)
-            plan = plan_touches(
-                decision,
-                accounts,
-                contacts,
-                list(journey.spec.recipients),
-                caps,
-                settings.delivery,
-                run_at,
-                settings.timezone,
-                settings.team_queue,
-            )
-            positions = revert_deferred(decision, plan.deferred, as_of)
-            if not dry_run:
-                record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
-                flag_advocates(connection, _advocates(journey, plan))
-        caps = add_to_caps(caps, plan.touches)
+        report, decision, plan = advance_journey(engine, settings, journey, state, dry_run=dry_run)
         decisions[journey.id] = (decision, plan)
-        reports.append(_report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0))
+        reports.append(report)
     delivery = None
     delivered_at = time.perf_counter()
     if not dry_run and channels is not None:
-        delivery = deliver(engine, renderer, channels[0], channels[1], context_for)
+        delivery = deliver(
+            engine,
+            renderer,
+            {"email": channels[0], "sms": channels[1]},
+            context_for,
+            accounts=None if shard.everything else state.accounts.index,
+        )
     finished = time.perf_counter()
     return RunReport(
         as_of, dry_run, reports, delivery, finished - started, finished - delivered_at, decisions

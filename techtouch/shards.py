@@ -1,0 +1,49 @@
+"""Account shards: a stable split of accounts so that runs can work on parts in parallel.
+
+An account's shard depends only on its id (CRC-32, the same on every machine, process and
+Python version), so shard 2 of 8 is the same accounts today and tomorrow, and every message
+of an account (caps, ladders) stays inside one shard.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"shards must be at least 1, got {self.count}")
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard must be in 0..{self.count - 1} for {self.count} shards: {self.index}")
+
+    @property
+    def everything(self) -> bool:
+        return self.count == 1
+
+    def __str__(self) -> str:
+        return "all accounts" if self.everything else f"shard {self.index + 1} of {self.count}"
+
+    def mask(self, account_ids: Iterable[str]) -> np.ndarray:
+        """True for the accounts in this shard."""
+        ids = list(account_ids)
+        if self.everything:
+            return np.ones(len(ids), dtype=bool)
+        codes = np.fromiter((zlib.crc32(i.encode()) for i in ids), dtype=np.uint64, count=len(ids))
+        return codes % self.count == self.index
+
+    def select(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Rows of a frame indexed by account_id that belong to this shard."""
+        return frame if self.everything else frame[self.mask(frame.index)]
+
+
+ALL = Shard()
