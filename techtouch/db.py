@@ -45,3 +45,14 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back everything on any error."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying: a lost connection, a locked SQLite file, a serialization failure."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError)

@@ -1,20 +1,47 @@
-"""Service layer: one daily run wired from settings (channels, renderer, link signer).
+"""Service layer: the steps of a daily run, wired from settings (channels, renderer, link signer).
 
-The CLI, the Prefect flows, the simulator and the tests call this, so they run the same code.
+The CLI, the Prefect tasks, the simulator and the tests call these, so they run the same code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import Engine
 
 from techtouch.journeys.catalog import CompiledJourney
 from techtouch.journeys.context import context_builder
-from techtouch.journeys.runner import RunReport, run_journeys
-from techtouch.journeys.state import load_accounts
+from techtouch.journeys.delivery import DeliveryReport, deliver
+from techtouch.journeys.runner import RunReport, RunState, load_run_state, run_journeys
 from techtouch.settings import Settings
+from techtouch.shards import ALL, Shard
 from techtouch.wiring import as_of_instant, build_channels, build_renderer, link_secret
+
+CHANNEL_NAMES = ("email", "sms")
+
+
+def load_state(engine: Engine, settings: Settings, as_of: date, shard: Shard = ALL) -> RunState:
+    return load_run_state(engine, settings, as_of, as_of_instant(settings, as_of), shard=shard)
+
+
+def deliver_pending(
+    engine: Engine,
+    settings: Settings,
+    catalog: dict[str, CompiledJourney],
+    state: RunState,
+    channels: Sequence[str] = CHANNEL_NAMES,
+) -> DeliveryReport:
+    """Render and send what is pending for the state's accounts on the named channels."""
+    email, sms = build_channels(settings)
+    by_name = {"email": email, "sms": sms}
+    return deliver(
+        engine,
+        build_renderer(settings),
+        {name: by_name[name] for name in channels},
+        context_builder(settings, state.accounts, catalog, link_secret(settings)),
+        accounts=None if state.shard.everything else state.accounts.index,
+    )
 
 
 def run_day(
@@ -25,13 +52,12 @@ def run_day(
     as_of: date,
     *,
     dry_run: bool = False,
+    shard: Shard = ALL,
 ) -> RunReport:
     """Decide, record and deliver `journeys` for `as_of` (a dry run writes and sends nothing)."""
     run_at = as_of_instant(settings, as_of)
     channels = None if dry_run else build_channels(settings)
-    secret = link_secret(settings)
-    with engine.connect() as connection:
-        accounts = load_accounts(connection, as_of, run_at, settings.health)
+    state = load_state(engine, settings, as_of, shard)
     return run_journeys(
         engine,
         settings,
@@ -41,6 +67,6 @@ def run_day(
         dry_run=dry_run,
         channels=channels,
         renderer=build_renderer(settings),
-        context_for=context_builder(settings, accounts, catalog, secret),
-        accounts=accounts,
+        context_for=context_builder(settings, state.accounts, catalog, link_secret(settings)),
+        state=state,
     )

@@ -29,17 +29,16 @@ def _catalog(paths: list[Path] | None = None) -> dict[str, CompiledJourney]:
 
 
 def _pick(catalog: dict[str, CompiledJourney], names: list[str], all_: bool) -> list[CompiledJourney]:
-    from techtouch.journeys.runner import ordered
+    from techtouch.journeys.runner import UnknownJourney, select_journeys
 
     if all_ and names:
         raise typer.BadParameter("give journey names or --all, not both")
     if not all_ and not names:
         raise typer.BadParameter("name at least one journey, or --all")
-    unknown = [n for n in names if n not in catalog]
-    if unknown:
-        raise UserError(f"unknown journey(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
-    chosen = catalog if all_ else {n: catalog[n] for n in names}
-    return ordered(chosen, settings())
+    try:
+        return select_journeys(catalog, settings(), None if all_ else names)
+    except UnknownJourney as exc:
+        raise UserError(str(exc)) from None
 
 
 @app.command("check")

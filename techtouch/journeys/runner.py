@@ -62,6 +62,20 @@ def ordered(catalog: dict[str, CompiledJourney], settings: Settings) -> list[Com
     )
 
 
+class UnknownJourney(ValueError):
+    pass
+
+
+def select_journeys(
+    catalog: dict[str, CompiledJourney], settings: Settings, names: list[str] | None = None
+) -> list[CompiledJourney]:
+    """The named journeys (all when `names` is None), in priority order; unknown names are an error."""
+    unknown = [n for n in names or [] if n not in catalog]
+    if unknown:
+        raise UnknownJourney(f"unknown journey(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
+    return ordered(catalog if names is None else {n: catalog[n] for n in names}, settings)
+
+
 def journey_lock(connection: Connection, journey: str) -> None:
     """Serialize runs of one journey for the rest of the transaction.
 
@@ -178,12 +192,14 @@ def run_journeys(
     channels: tuple[Any, Any] | None = None,
     renderer: Any = None,
     context_for: Any = None,
-    accounts: pd.DataFrame | None = None,
+    state: RunState | None = None,
     shard: Shard = ALL,
 ) -> RunReport:
-    """`accounts` may be passed in when the caller already loaded the state (see service.run_day)."""
+    """`state` may be passed in when the caller already loaded it (see service.run_day)."""
     started = time.perf_counter()
-    state = load_run_state(engine, settings, as_of, run_at, shard=shard, accounts=accounts)
+    if state is None:
+        state = load_run_state(engine, settings, as_of, run_at, shard=shard)
+    shard = state.shard
     reports: list[JourneyReport] = []
     decisions: dict[str, tuple[Decision, Plan]] = {}
     for journey in journeys:

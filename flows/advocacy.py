@@ -1,0 +1,25 @@
+"""Advocacy: NPS, then a reference ask for promoters and a CTA for detractors."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import flow
+
+from flows.cycle import run_cycle
+
+
+@flow(name="advocacy", flow_run_name="advocacy {as_of}", log_prints=False)
+def advocacy(
+    as_of: date | None = None, dry_run: bool = False, shard: int = 0, shards: int = 1
+) -> dict[str, Any]:
+    """Run the advocacy journey for `as_of` (default: today in the CS team's timezone).
+
+    `shard`/`shards` split accounts so that several runs can share the work.
+    """
+    return run_cycle(["advocacy"], as_of, dry_run, shard, shards)
+
+
+if __name__ == "__main__":
+    advocacy()

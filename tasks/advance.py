@@ -1,0 +1,36 @@
+"""Advance one journey: decide, plan and record in one transaction under the journey's lock."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
+
+from tasks.retry import transient_error
+from techtouch.journeys.catalog import CompiledJourney
+from techtouch.journeys.runner import JourneyReport, RunState, advance_journey
+from techtouch.settings import Settings
+
+
+@task(
+    name="advance",
+    task_run_name="advance {journey.id}",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=transient_error,  # the transaction rolled back, so a retry starts clean
+    cache_policy=NO_CACHE,
+)
+def advance(
+    engine: Engine, settings: Settings, journey: CompiledJourney, state: RunState, dry_run: bool
+) -> JourneyReport:
+    report, _, plan = advance_journey(engine, settings, journey, state, dry_run=dry_run)
+    get_run_logger().info(
+        "%s: %d entered, %d active, %d touches planned, %d CTAs%s",
+        journey.id,
+        report.entered,
+        report.active,
+        len(plan.touches),
+        report.ctas_created,
+        " (dry run: nothing recorded)" if dry_run else "",
+    )
+    return report

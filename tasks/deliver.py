@@ -1,0 +1,49 @@
+"""Deliver pending touches, one task per channel, tagged so that Prefect concurrency limits apply.
+
+`prefect concurrency-limit create email 1` keeps at most one email delivery running across all
+flow runs (shards included). A retry is safe: touches already sent are marked, and ambiguous ones
+are reconciled before anything is sent again.
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
+
+from techtouch import service
+from techtouch.journeys.catalog import CompiledJourney
+from techtouch.journeys.delivery import DeliveryReport
+from techtouch.journeys.runner import RunState
+from techtouch.settings import Settings
+
+BACKOFF = [10, 60, 300]  # seconds: a provider outage usually lasts minutes
+
+
+def _deliver(
+    engine: Engine, settings: Settings, catalog: dict[str, CompiledJourney], state: RunState, channel: str
+) -> DeliveryReport:
+    report = service.deliver_pending(engine, settings, catalog, state, [channel])
+    get_run_logger().info(
+        "%s: %d sent, %d reconciled, %d suppressed at send time, %d failed",
+        channel,
+        report.sent.get(channel, 0),
+        report.reconciled,
+        report.suppressed,
+        report.failed,
+    )
+    return report
+
+
+@task(name="deliver_email", tags=["email"], retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def deliver_email(
+    engine: Engine, settings: Settings, catalog: dict[str, CompiledJourney], state: RunState
+) -> DeliveryReport:
+    return _deliver(engine, settings, catalog, state, "email")
+
+
+@task(name="deliver_sms", tags=["sms"], retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def deliver_sms(
+    engine: Engine, settings: Settings, catalog: dict[str, CompiledJourney], state: RunState
+) -> DeliveryReport:
+    return _deliver(engine, settings, catalog, state, "sms")

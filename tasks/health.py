@@ -1,0 +1,30 @@
+"""Score every account's health for a day and keep the snapshot (vectorized, one task)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
+
+from tasks.retry import transient_error
+from techtouch import reports
+from techtouch.health import compute_health
+from techtouch.settings import Settings
+from techtouch.wiring import as_of_instant
+
+
+@task(
+    name="score_health",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=transient_error,
+    cache_policy=NO_CACHE,
+)
+def score_health(engine: Engine, settings: Settings, as_of: date) -> dict[str, Any]:
+    scored = compute_health(engine, as_of, as_of_instant(settings, as_of), settings.health)
+    distribution = reports.health_distribution(scored)
+    get_run_logger().info("health for %s: %s", as_of, distribution)
+    return distribution

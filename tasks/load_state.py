@@ -1,0 +1,34 @@
+"""Load a run's state once: accounts with signals and health, contacts, cap counts (one frame each)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
+
+from tasks.retry import transient_error
+from techtouch import service
+from techtouch.journeys.runner import RunState
+from techtouch.settings import Settings
+from techtouch.shards import Shard
+
+
+@task(
+    name="load_state",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=transient_error,
+    cache_policy=NO_CACHE,  # frames in, frames out: hashing them would cost more than the load
+)
+def load_state(engine: Engine, settings: Settings, as_of: date, shard: Shard) -> RunState:
+    state = service.load_state(engine, settings, as_of, shard)
+    get_run_logger().info(
+        "loaded %d accounts (%s) and %d contacts for %s",
+        len(state.accounts),
+        shard,
+        len(state.contacts),
+        as_of,
+    )
+    return state

@@ -1,0 +1,40 @@
+"""Settings for a flow run: the environment, plus secrets from Prefect Secret blocks.
+
+Secrets are read at run time from blocks (`techtouch-secret-key`, `techtouch-sendgrid-api-key`,
+`techtouch-twilio-auth-token`) when the worker's environment does not set them, so they never sit
+in prefect.yaml or in a deployment's stored job variables.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect.blocks.system import Secret
+
+from techtouch.settings import Settings, load_settings
+
+SECRET_BLOCKS = {
+    "secret_key": "techtouch-secret-key",
+    "sendgrid_api_key": "techtouch-sendgrid-api-key",
+    "twilio_auth_token": "techtouch-twilio-auth-token",
+}
+
+
+def secret_from_block(name: str) -> str | None:
+    try:
+        block = Secret.load(name, validate=False)
+    except ValueError:  # no such block
+        return None
+    value = block.get()
+    return str(value) if value else None
+
+
+def runtime_settings() -> Settings:
+    found: dict[str, str] = {}
+    for field, block in SECRET_BLOCKS.items():
+        if os.environ.get(f"TECHTOUCH_{field.upper()}"):
+            continue
+        value = secret_from_block(block)
+        if value is not None:
+            found[field] = value
+    return load_settings(**found)
