@@ -6,7 +6,7 @@ The CLI, the Prefect tasks, the simulator and the tests call these, so they run 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import Engine
 
@@ -41,6 +41,7 @@ def deliver_pending(
         {name: by_name[name] for name in channels},
         context_builder(settings, state.accounts, catalog, link_secret(settings)),
         accounts=None if state.shard.everything else state.accounts.index,
+        reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
     )
 
 

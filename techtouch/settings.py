@@ -90,6 +90,11 @@ class Delivery(BaseModel):
     business_end: str = Field("17:00", description="local time sends must be scheduled before")
     business_days: list[int] = Field([0, 1, 2, 3, 4], description="weekdays, Monday = 0")
     cta_due_days: dict[str, int] = {"high": 1, "medium": 3, "low": 7}
+    reconcile_after_minutes: float = Field(
+        60,
+        ge=0,
+        description="an ambiguous email attempt with no provider event after this long is sent again",
+    )
 
     @model_validator(mode="after")
     def _hours(self) -> Delivery:

@@ -177,6 +177,7 @@ class OutboxEmailChannel:
     """Writes each email as `<directory>/email/<safe key>.eml`; a key already written is not rewritten."""
 
     name = "outbox"
+    reconcile_is_authoritative = True  # the file is the delivery
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -208,12 +209,12 @@ class OutboxEmailChannel:
             return Receipt(message.key, "failed", error=f"{type(exc).__name__}: {exc}")
         return Receipt(message.key, "sent", provider_id=path.name)
 
-    def reconcile(self, keys: Sequence[str]) -> dict[str, Receipt]:
+    def reconcile(self, batch: Sequence[OutboundEmail], since: datetime) -> dict[str, Receipt]:
         found = {}
-        for key in keys:
-            path = self.path_for(key)
+        for message in batch:
+            path = self.path_for(message.key)
             if path.is_file():
-                found[key] = Receipt(key, "sent", provider_id=path.name)
+                found[message.key] = Receipt(message.key, "sent", provider_id=path.name)
         return found
 
 
@@ -221,6 +222,7 @@ class OutboxSmsChannel:
     """Appends each SMS as one JSON line {key, to, body, send_at} to `<directory>/sms.jsonl`."""
 
     name = "outbox"
+    reconcile_is_authoritative = True  # the file is the delivery
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -267,16 +269,16 @@ class OutboxSmsChannel:
                 receipts[position] = self._receipt(message.key) or Receipt(message.key, "failed", error=error)
         return [receipts[position] for position in range(len(batch))]
 
-    def reconcile(self, keys: Sequence[str]) -> dict[str, Receipt]:
+    def reconcile(self, batch: Sequence[OutboundSms], since: datetime) -> dict[str, Receipt]:
         if not self.path.exists():
             return {}
         with self._locked("rb") as handle:
             self._index(handle)
         found = {}
-        for key in keys:
-            receipt = self._receipt(key)
+        for message in batch:
+            receipt = self._receipt(message.key)
             if receipt is not None:
-                found[key] = receipt
+                found[message.key] = receipt
         return found
 
     def _receipt(self, key: str) -> Receipt | None:

@@ -1,8 +1,20 @@
-"""Deliver pending touches: re-check consent at send time, render, send in batches, mark.
+"""Deliver due touches: re-check consent at send time, render, claim, send in batches, mark.
 
-Exactly-once intent: every touch was committed as `pending` before this runs; the channel
-is asked first which keys it already has (a crash between send and mark), and only the
-rest are sent; each batch's receipts are committed before the next batch goes out.
+Exactly-once intent, as a small state machine on `touches.status`:
+
+- `pending`: recorded by the run, never attempted. Safe to send.
+- `sending`: claimed for an attempt (`attempted_at` set and committed *before* the provider call).
+  After a crash, or a timeout the provider may or may not have acted on, it is ambiguous.
+- `sent` / `failed` / `suppressed`: final, with the provider's id or the reason.
+
+An ambiguous touch is never sent blindly. Channels that can be asked (`reconcile_is_authoritative`:
+the outbox, Twilio's message list) are asked; the ones found are marked sent and the rest go out
+again. For SendGrid, which cannot be asked, the webhook marks the touch sent when its `processed`
+or `delivered` event (carrying the touch key) arrives; a touch still ambiguous after
+`delivery.reconcile_after_minutes` without such an event is sent again.
+
+Claims are compare-and-set updates (`... WHERE status = 'pending' RETURNING key`), so two
+deliveries running at once never send the same touch twice.
 """
 
 from __future__ import annotations
@@ -11,29 +23,31 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, bindparam, text, update
 
+from techtouch.bulk import upsert_rows
 from techtouch.channels.base import OutboundEmail, OutboundSms, Receipt
-from techtouch.models import Touch
+from techtouch.models import Suppression, Touch
 from techtouch.render import Renderer, TemplateProblem
 
 log = logging.getLogger(__name__)
 BATCH = 500
 
-PENDING_SQL = text(
+DUE_SQL = text(
     """
-    SELECT t.key, t.account_id, t.contact_id, t.journey, t.milestone, t.rung, t.channel, t.sender,
-           t.template, t.send_at,
+    SELECT t.key, t.status, t.attempted_at, t.account_id, t.contact_id, t.journey, t.milestone, t.rung,
+           t.channel, t.sender, t.template, t.send_at,
            c.name AS contact_name, c.email, c.phone, c.role, c.email_consent, c.sms_consent,
            se.channel IS NOT NULL AS email_suppressed, ss.channel IS NOT NULL AS sms_suppressed
     FROM touches t
     JOIN contacts c ON c.id = t.contact_id
     LEFT JOIN suppressions se ON se.contact_id = c.id AND se.channel = 'email'
     LEFT JOIN suppressions ss ON ss.contact_id = c.id AND ss.channel = 'sms'
-    WHERE t.status = 'pending' AND t.channel IN ('email', 'sms')
+    WHERE t.status IN ('pending', 'sending') AND t.channel IN ('email', 'sms')
     ORDER BY t.id
     """
 )
@@ -42,8 +56,12 @@ PENDING_SQL = text(
 @dataclass
 class DeliveryReport:
     sent: Counter[str] = field(default_factory=Counter)  # by channel
-    reconciled: int = 0
+    reconciled: int = 0  # ambiguous attempts the provider turned out to have
+    retried: int = 0  # ambiguous attempts the provider did not have, sent again
+    awaiting: int = 0  # ambiguous attempts left for webhook evidence (inside the grace period)
     suppressed: int = 0
+    opted_out: int = 0  # the provider said the recipient opted out: now suppressed
+    unknown: int = 0  # attempts that ended ambiguous in this run (timeouts)
     failed: int = 0
     errors: list[str] = field(default_factory=list)  # touch key + reason, never addresses
 
@@ -59,43 +77,41 @@ def deliver(
     *,
     accounts: Iterable[str] | None = None,
     limit: int | None = None,
+    reconcile_after: timedelta = timedelta(hours=1),
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> DeliveryReport:
-    """Deliver pending touches of the channels given ({"email": ..., "sms": ...}).
+    """Deliver due touches of the channels given ({"email": ..., "sms": ...}).
 
     `accounts` limits delivery to a shard's accounts, so that shards never send each other's mail.
     """
     report = DeliveryReport()
     with engine.connect() as connection:
-        pending = pd.read_sql_query(PENDING_SQL, connection)
-    pending = pending[pending["channel"].isin(list(channels))]
+        due = pd.read_sql_query(DUE_SQL, connection)
+    due = due[due["channel"].isin(list(channels))]
     if accounts is not None:
-        pending = pending[pending["account_id"].isin(list(accounts))]
+        due = due[due["account_id"].isin(list(accounts))]
     if limit is not None:
-        pending = pending.head(limit)
-    if pending.empty:
+        due = due.head(limit)
+    if due.empty:
         return report
     for column in ("email_consent", "sms_consent", "email_suppressed", "sms_suppressed"):
-        pending[column] = pending[column].astype(bool)
-    is_email = pending["channel"] == "email"
-    allowed = (is_email & pending["email_consent"] & ~pending["email_suppressed"]) | (
-        ~is_email & pending["sms_consent"] & pending["phone"].notna() & ~pending["sms_suppressed"]
+        due[column] = due[column].astype(bool)
+    is_email = due["channel"] == "email"
+    allowed = (is_email & due["email_consent"] & ~due["email_suppressed"]) | (
+        ~is_email & due["sms_consent"] & due["phone"].notna() & ~due["sms_suppressed"]
     )
-    blocked = pending.loc[~allowed, "key"].tolist()
-    _mark(
-        engine,
-        [
-            {"_key": k, "status": "suppressed", "provider_id": None, "error": "suppressed at send time"}
-            for k in blocked
-        ],
-    )
+    # An ambiguous attempt may already be out: reconcile it even if consent changed since.
+    blocked = due.loc[~allowed & (due["status"] == "pending"), "key"].tolist()
+    _mark(engine, [_row(k, "suppressed", error="suppressed at send time") for k in blocked])
     report.suppressed = len(blocked)
-    pending = pending[allowed]
+    due = due[allowed | (due["status"] == "sending")]
 
     for channel_name, channel in channels.items():
-        rows = pending[pending["channel"] == channel_name].to_dict("records")
+        rows = due[due["channel"] == channel_name].to_dict("records")
         for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
             _deliver_batch(
-                engine, renderer, channel, channel_name, rows[start : start + BATCH], context_for, report
+                engine, renderer, channel, channel_name, batch, context_for, report, reconcile_after, now
             )
     return report
 
@@ -108,48 +124,127 @@ def _deliver_batch(
     rows: Sequence[dict[str, Any]],
     context_for: ContextFor,
     report: DeliveryReport,
+    reconcile_after: timedelta,
+    now: Callable[[], datetime],
 ) -> None:
-    keys = [row["key"] for row in rows]
-    already = channel.reconcile(keys)
-    if already:
-        report.reconciled += len(already)
-        _mark(engine, [_receipt_row(r) for r in already.values()])
-    messages: list[OutboundEmail | OutboundSms] = []
+    messages: dict[str, OutboundEmail | OutboundSms] = {}
     failures: list[dict[str, Any]] = []
     for row in rows:
-        if row["key"] in already:
-            continue
         try:
             context = context_for(row)
-            messages.append(
-                _email(row, context, renderer) if channel_name == "email" else _sms(row, context, renderer)
-            )
+            build = _email if channel_name == "email" else _sms
+            messages[row["key"]] = build(row, context, renderer)
         except TemplateProblem as exc:
-            failures.append({"_key": row["key"], "status": "failed", "provider_id": None, "error": str(exc)})
+            failures.append(_row(row["key"], "failed", error=str(exc)))
     if failures:
         report.failed += len(failures)
         report.errors += [f"{f['_key']}: {f['error']}" for f in failures]
         _mark(engine, failures)
-    if not messages:
+
+    started = now()
+    ambiguous = [r for r in rows if r["status"] == "sending" and r["key"] in messages]
+    resend: list[str] = []
+    if ambiguous:
+        # `attempted_at` is set with the claim; a clock a few minutes apart must not hide a message.
+        since = min(_aware(r["attempted_at"]) for r in ambiguous) - timedelta(minutes=5)
+        found = channel.reconcile([messages[r["key"]] for r in ambiguous], since)
+        authoritative = getattr(channel, "reconcile_is_authoritative", False)
+        report.reconciled += len(found)
+        _mark(engine, [_receipt_row(r) for r in found.values()])
+        for row in ambiguous:
+            if row["key"] in found:
+                continue
+            if authoritative or _aware(row["attempted_at"]) <= started - reconcile_after:
+                resend.append(row["key"])
+            else:
+                report.awaiting += 1
+    fresh = [r["key"] for r in rows if r["status"] == "pending" and r["key"] in messages]
+    claimed = _claim(engine, fresh, resend, started)
+    report.retried += sum(1 for k in resend if k in claimed)
+    batch = [messages[k] for k in messages if k in claimed]
+    if not batch:
         return
-    receipts: list[Receipt] = channel.send(messages)
-    rows_out = [_receipt_row(r) for r in receipts]
-    _mark(engine, rows_out)
+    receipts: list[Receipt] = channel.send(batch)
+    contact_of = {r["key"]: r["contact_id"] for r in rows}
+    _record_receipts(engine, receipts, contact_of, channel_name, report, started)
+
+
+def _claim(engine: Engine, fresh: list[str], resend: list[str], at: datetime) -> set[str]:
+    """Compare-and-set `sending` before the provider call; the keys this delivery may send."""
+    table = Touch.__table__
+    claimed: set[str] = set()
+    with engine.begin() as connection:
+        if fresh:
+            claimed |= set(
+                connection.scalars(
+                    update(table)
+                    .where(table.c.key.in_(fresh), table.c.status == "pending")
+                    .values(status="sending", attempted_at=at)
+                    .returning(table.c.key)
+                )
+            )
+        if resend:
+            claimed |= set(
+                connection.scalars(
+                    update(table)
+                    .where(table.c.key.in_(resend), table.c.status == "sending", table.c.attempted_at < at)
+                    .values(attempted_at=at)
+                    .returning(table.c.key)
+                )
+            )
+    return claimed
+
+
+def _record_receipts(
+    engine: Engine,
+    receipts: list[Receipt],
+    contact_of: dict[str, str],
+    channel_name: str,
+    report: DeliveryReport,
+    at: datetime,
+) -> None:
+    marks = []
+    opted_out = []
     for receipt in receipts:
         if receipt.status == "sent":
             report.sent[channel_name] += 1
-        else:
+            marks.append(_receipt_row(receipt))
+        elif receipt.status == "failed":
             report.failed += 1
             report.errors.append(f"{receipt.key}: {receipt.error}")
+            marks.append(_receipt_row(receipt))
+        elif receipt.status == "opted_out":
+            report.opted_out += 1
+            opted_out.append(contact_of[receipt.key])
+            marks.append(_row(receipt.key, "suppressed", error=receipt.error or "recipient opted out"))
+        else:  # unknown: stays `sending`; the next delivery reconciles it
+            report.unknown += 1
+    _mark(engine, marks)
+    if opted_out:
+        with engine.begin() as connection:
+            upsert_rows(
+                connection,
+                Suppression.__table__,
+                [
+                    {"contact_id": c, "channel": channel_name, "reason": "provider_opt_out", "since": at}
+                    for c in sorted(set(opted_out))
+                ],
+                ["contact_id", "channel"],
+                update=False,
+            )
+
+
+def _aware(value: Any) -> datetime:
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+
+
+def _row(key: str, status: str, provider_id: str | None = None, error: str | None = None) -> dict[str, Any]:
+    return {"_key": key, "status": status, "provider_id": provider_id, "error": error}
 
 
 def _receipt_row(receipt: Receipt) -> dict[str, Any]:
-    return {
-        "_key": receipt.key,
-        "status": receipt.status,
-        "provider_id": receipt.provider_id,
-        "error": receipt.error,
-    }
+    return _row(receipt.key, receipt.status, receipt.provider_id, receipt.error)
 
 
 def _mark(engine: Engine, rows: list[dict[str, Any]]) -> None:
@@ -158,7 +253,7 @@ def _mark(engine: Engine, rows: list[dict[str, Any]]) -> None:
     table = Touch.__table__
     statement = (
         update(table)
-        .where(table.c.key == bindparam("_key"), table.c.status == "pending")
+        .where(table.c.key == bindparam("_key"), text("status IN ('pending', 'sending')"))
         .values(status=bindparam("status"), provider_id=bindparam("provider_id"), error=bindparam("error"))
     )
     with engine.begin() as connection:
@@ -178,7 +273,7 @@ def _email(row: dict[str, Any], context: dict[str, Any], renderer: Renderer) -> 
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
-        send_at=pd.Timestamp(row["send_at"]).tz_localize("UTC").to_pydatetime(),
+        send_at=_aware(row["send_at"]),
         headers={
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -193,5 +288,5 @@ def _sms(row: dict[str, Any], context: dict[str, Any], renderer: Renderer) -> Ou
         key=row["key"],
         to_phone=row["phone"],
         body=renderer.sms(row["template"], context),
-        send_at=pd.Timestamp(row["send_at"]).tz_localize("UTC").to_pydatetime(),
+        send_at=_aware(row["send_at"]),
     )

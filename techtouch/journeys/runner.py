@@ -7,7 +7,7 @@ import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -215,6 +215,7 @@ def run_journeys(
             {"email": channels[0], "sms": channels[1]},
             context_for,
             accounts=None if shard.everything else state.accounts.index,
+            reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
         )
     finished = time.perf_counter()
     return RunReport(

@@ -35,6 +35,10 @@ def report_dict(report: RunReport) -> dict[str, Any]:
         else {
             "sent": dict(delivery.sent),
             "reconciled": delivery.reconciled,
+            "retried": delivery.retried,
+            "awaiting": delivery.awaiting,
+            "unknown": delivery.unknown,
+            "opted_out": delivery.opted_out,
             "suppressed": delivery.suppressed,
             "failed": delivery.failed,
             "errors": delivery.errors[:50],

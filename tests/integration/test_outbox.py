@@ -61,6 +61,14 @@ def sms(key: str, body: str = "Hi Sam, it's Dana. Reply STOP to opt out") -> Out
     return OutboundSms(key=key, to_phone="+15551234567", body=body, send_at=SEND_AT)
 
 
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _keyed(keys: list[str]) -> list[OutboundSms]:
+    """reconcile() reads only the keys of the messages it is given."""
+    return [sms(key) for key in keys]
+
+
 def parse(path: Path) -> EmailMessage:
     message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert isinstance(message, EmailMessage)
@@ -138,9 +146,9 @@ def test_resending_a_key_does_not_rewrite_the_file(tmp_path: Path):
 
 def test_reconcile_reports_only_what_is_there(tmp_path: Path):
     channel = OutboxEmailChannel(tmp_path)
-    assert channel.reconcile(["1:a:email"]) == {}
+    assert channel.reconcile(_keyed(["1:a:email"]), EPOCH) == {}
     channel.send([outbound("1:a:email"), outbound("2:a:email")])
-    found = OutboxEmailChannel(tmp_path).reconcile(["1:a:email", "3:a:email", "2:a:email"])
+    found = OutboxEmailChannel(tmp_path).reconcile(_keyed(["1:a:email", "3:a:email", "2:a:email"]), EPOCH)
     assert set(found) == {"1:a:email", "2:a:email"}
     assert found["1:a:email"] == Receipt("1:a:email", "sent", provider_id=channel.path_for("1:a:email").name)
 
@@ -184,7 +192,7 @@ def test_a_crash_and_rerun_sends_nothing_twice(tmp_path: Path):
     (tmp_path / "email" / ".tmp-crashed.part").write_bytes(b"From: half a message")
 
     rerun = OutboxEmailChannel(tmp_path)
-    already = rerun.reconcile([m.key for m in batch])
+    already = rerun.reconcile(batch, EPOCH)
     assert set(already) == {m.key for m in batch[:3]}
     receipts = rerun.send(batch)
     assert [r.status for r in receipts] == ["sent"] * 5
@@ -223,12 +231,12 @@ def test_sms_become_json_lines(tmp_path: Path):
 
 def test_sms_resend_and_reconcile(tmp_path: Path):
     channel = OutboxSmsChannel(tmp_path)
-    assert channel.reconcile(["a"]) == {}
+    assert channel.reconcile(_keyed(["a"]), EPOCH) == {}
     first = channel.send([sms("a"), sms("b"), sms("a")])
     assert first[0] == first[2] == Receipt("a", "sent", provider_id="sms.jsonl:1")
     assert channel.send([sms("b"), sms("c")]) == [first[1], Receipt("c", "sent", provider_id="sms.jsonl:3")]
     assert [line["key"] for line in read_lines(tmp_path / "sms.jsonl")] == ["a", "b", "c"]
-    assert channel.reconcile(["c", "z", "a"]) == {
+    assert channel.reconcile(_keyed(["c", "z", "a"]), EPOCH) == {
         "c": Receipt("c", "sent", provider_id="sms.jsonl:3"),
         "a": Receipt("a", "sent", provider_id="sms.jsonl:1"),
     }
@@ -243,7 +251,7 @@ def test_sms_crash_and_rerun_on_a_new_instance(tmp_path: Path):
         handle.write(b'{"key": "2:announce:sms", "to": "+1555')
 
     rerun = OutboxSmsChannel(tmp_path)
-    assert set(rerun.reconcile([m.key for m in batch])) == {"0:announce:sms", "1:announce:sms"}
+    assert set(rerun.reconcile(batch, EPOCH)) == {"0:announce:sms", "1:announce:sms"}
     receipts = rerun.send(batch)
     assert [r.status for r in receipts] == ["sent"] * 4
     assert receipts[2].provider_id == "sms.jsonl:4"  # line 3 is the torn one
