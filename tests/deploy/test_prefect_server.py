@@ -1,0 +1,168 @@
+"""End to end on real Prefect parts: a local server, a process work pool and worker, deployments
+made by `prefect deploy --all` from prefect.yaml, and the `daily` deployment run for a given day.
+
+Slow (a server start, a deploy, two flow runs in worker subprocesses), so it is one test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from techtouch import migrate
+from techtouch.db import make_engine
+from techtouch.seed import seed
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+AS_OF = date(2026, 11, 2)
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    check: object, timeout: float, what: str, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what}: process exited with {process.returncode}")
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not ready after {timeout} s")
+
+
+def api_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A Prefect server of our own on a free port, with its own PREFECT_HOME and database."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TECHTOUCH_"))} | {
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "COLUMNS": "250",  # Rich tables of the CLI: full names, not "daily 2026-…"
+        "TECHTOUCH_DATABASE_URL": f"sqlite:///{tmp_path / 'techtouch.db'}",
+        "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: api_healthy(env["PREFECT_API_URL"]), 120, "prefect server", server)
+        yield env
+    finally:
+        stop(server)
+        log.close()
+
+
+def prefect(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        found = {
+            table: int(connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+            for table in ("touches", "ctas", "enrollments", "health_snapshots")
+        }
+        found["distinct_keys"] = int(
+            connection.execute(text("SELECT COUNT(DISTINCT key) FROM touches")).scalar_one()
+        )
+        found["sent"] = int(
+            connection.execute(text("SELECT COUNT(*) FROM touches WHERE status = 'sent'")).scalar_one()
+        )
+    engine.dispose()
+    return found
+
+
+def test_deploy_from_prefect_yaml_and_run_daily_on_a_worker(
+    prefect_env: dict[str, str], tmp_path: Path
+) -> None:
+    url = prefect_env["TECHTOUCH_DATABASE_URL"]
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    seed(engine, accounts=120, seed=11, days=90, as_of=AS_OF, high_touch_arr=100_000)
+    engine.dispose()
+
+    prefect(prefect_env, "work-pool", "create", "techtouch-process", "--type", "process")
+    deployed = prefect(prefect_env, "--no-prompt", "deploy", "--all")
+    for name in ("daily/morning", "csm_digest/weekdays", "health/morning", "onboarding/morning"):
+        assert name in deployed, deployed
+    listing = prefect(prefect_env, "deployment", "ls")
+    assert "daily/morning" in listing
+
+    worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "techtouch-process", "--type", "process"],
+        env=prefect_env,
+        cwd=tmp_path,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        params = json.dumps({"as_of": AS_OF.isoformat()})
+        prefect(prefect_env, "deployment", "run", "daily/morning", "--params", params, "--watch")
+        first = counts(url)
+        assert first["touches"] > 0 and first["ctas"] > 0 and first["sent"] > 0, first
+        assert first["health_snapshots"] == 120
+        emails = sorted(p.name for p in (tmp_path / "outbox" / "email").glob("*.eml"))
+        assert len(emails) > 0
+
+        prefect(prefect_env, "deployment", "run", "daily/morning", "--params", params, "--watch")
+        assert counts(url) == first, "a rerun of the same day must record and send nothing new"
+        assert sorted(p.name for p in (tmp_path / "outbox" / "email").glob("*.eml")) == emails
+        assert first["distinct_keys"] == first["touches"]
+
+        runs = prefect(prefect_env, "flow-run", "ls", "--flow-name", "daily", "--state", "COMPLETED")
+        assert runs.count("daily 2026-11-02") == 2, runs
+    finally:
+        stop(worker)
+        worker_log.close()
