@@ -1,0 +1,41 @@
+"""One Prefect test harness (a temporary API server and database) for every flow test.
+
+Starting it costs seconds, so it is shared by the session; each test brings its own techtouch
+database and outbox through the environment, which flows read at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from techtouch.seed import seed
+
+AS_OF = date(2026, 11, 2)  # a Monday
+ACCOUNTS = 150
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def seeded(engine: Engine, env: dict[str, str], prefect_api: None) -> Engine:
+    """A seeded customer base; the flows find it (and this test's outbox) through the environment."""
+    seed(engine, accounts=ACCOUNTS, seed=5, days=90, as_of=AS_OF, high_touch_arr=100_000)
+    return engine
+
+
+@pytest.fixture
+def outbox(env: dict[str, str]) -> Path:
+    return Path(env["TECHTOUCH_OUTBOX_DIR"])
