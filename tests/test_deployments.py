@@ -1,0 +1,66 @@
+"""prefect.yaml loads: every entrypoint imports, every parameter exists, every cron parses."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from prefect.client.schemas.schedules import CronSchedule
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+DEPLOYMENTS: list[dict[str, Any]] = CONFIG["deployments"]
+
+
+def load_flow(entrypoint: str) -> Any:
+    path, name = entrypoint.split(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return getattr(module, name)
+
+
+def full_name(deployment: dict[str, Any]) -> str:
+    return f"{load_flow(deployment['entrypoint']).name}/{deployment['name']}"
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["entrypoint"])
+def test_each_deployment_loads_with_valid_parameters_and_schedules(deployment: dict[str, Any]) -> None:
+    flow = load_flow(deployment["entrypoint"])
+    module_file = deployment["entrypoint"].split(":")[0]
+    assert (ROOT / module_file).is_file()
+    assert Path(module_file).stem == flow.name  # flow name = file name = deployment prefix
+    accepted = set(inspect.signature(flow.fn).parameters)
+    assert set(deployment.get("parameters") or {}) <= accepted
+    assert deployment["work_pool"]["name"] == "techtouch-process"
+    assert deployment["schedules"], "every deployment has a schedule (active or not)"
+    for schedule in deployment["schedules"]:
+        ZoneInfo(schedule["timezone"])
+        CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+
+
+def test_names_are_unique_and_the_daily_cycle_and_digest_are_scheduled() -> None:
+    names = [full_name(d) for d in DEPLOYMENTS]
+    assert len(names) == len(set(names))
+    assert {
+        "daily/morning",
+        "csm_digest/weekdays",
+        "health/morning",
+        "onboarding/morning",
+        "renewal/morning",
+        "risk/morning",
+        "advocacy/morning",
+    } == set(names)
+    active = {full_name(d): d["schedules"][0] for d in DEPLOYMENTS if d["schedules"][0]["active"]}
+    assert set(active) == {"daily/morning", "csm_digest/weekdays"}
+    assert active["daily/morning"]["cron"] == "0 7 * * *"
+    assert active["csm_digest/weekdays"]["cron"] == "0 8 * * 1-5"
+
+
+def test_no_secret_is_written_in_the_file() -> None:
+    text = (ROOT / "prefect.yaml").read_text().lower()
+    for word in ("api_key:", "auth_token:", "secret_key:", "password"):
+        assert word not in text
