@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine with only Python 3.11+:
-#   make demo   create .venv, install, run the main job on SQLite + the outbox channel
+#   make demo   create .venv, install, run the daily flow on Prefect (SQLite + the outbox channel)
 #   make test   the same set-up, then the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m techtouch.demo
+	$(BIN)/python -m flows.demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

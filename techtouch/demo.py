@@ -1,4 +1,6 @@
-"""`make demo`: seed a small customer base, score it, run the four journeys over 60 days, show results.
+"""`make demo`, library half: seed a small customer base, score it, and play the four journeys
+over the 60 days before today (with simulated customer responses), so that today's run has
+ladders mid-way, answers, exits and open CTAs. `flows/demo.py` then runs today on Prefect.
 
 Everything lands in ./demo (SQLite database and outbox), so the demo never touches a real setup.
 """
@@ -27,8 +29,8 @@ ACCOUNTS = 500
 DAYS = 60
 
 
-def main() -> int:
-    console = Console()
+def prepare(console: Console) -> tuple[Path, Path]:
+    """Seed and simulate up to yesterday; returns (database, outbox) and sets the environment."""
     DEMO_DIR.mkdir(exist_ok=True)
     database = DEMO_DIR / "techtouch.db"
     outbox = DEMO_DIR / "outbox"
@@ -39,6 +41,7 @@ def main() -> int:
             file.unlink() if file.is_file() else file.rmdir()
     os.environ["TECHTOUCH_DATABASE_URL"] = f"sqlite:///{database}"
     os.environ["TECHTOUCH_OUTBOX_DIR"] = str(outbox)
+    os.environ.setdefault("TECHTOUCH_QUEUE_OWNER", "cs.lead@techtouch.example")
     settings = load_settings()
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
@@ -55,7 +58,10 @@ def main() -> int:
     scored = compute_health(engine, start, as_of_instant(settings, start), settings.health)
     _portfolio(console, engine, start, reports.health_distribution(scored))
 
-    console.rule(f"2. Running the four journeys day by day, {start} → {start + timedelta(days=DAYS - 1)}")
+    console.rule(
+        f"2. Playing the four journeys day by day, {start} → {start + timedelta(days=DAYS - 1)} "
+        "(library, simulated answers)"
+    )
     catalog = load_journeys(settings)
     result = simulate_days(
         settings,
@@ -70,8 +76,10 @@ def main() -> int:
         progress=lambda day: console.print(f"  ran {day}", highlight=False) if day.day == 1 else None,
     )
     print_simulation(console, result)
+    return database, outbox
 
-    console.rule("3. Where the results are")
+
+def where_results_are(console: Console, database: Path, outbox: Path) -> None:
     emails = len(list((outbox / "email").glob("*.eml"))) if (outbox / "email").exists() else 0
     sms = sum(1 for _ in (outbox / "sms.jsonl").open()) if (outbox / "sms.jsonl").exists() else 0
     console.print(f"outbox: {outbox}/email/*.eml ({emails} emails), {outbox}/sms.jsonl ({sms} SMS)")
@@ -84,6 +92,14 @@ def main() -> int:
         "techtouch preview renewal --account A000001",
     ):
         console.print(f"  {env} .venv/bin/{command}", highlight=False, soft_wrap=True)
+
+
+def main() -> int:
+    """Library-only demo (no Prefect): `python -m techtouch.demo`."""
+    console = Console()
+    database, outbox = prepare(console)
+    console.rule("3. Where the results are")
+    where_results_are(console, database, outbox)
     return 0
 
 
