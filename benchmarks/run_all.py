@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_import.py", "bench_seed.py", "bench_engine.py"]
+BENCHMARKS = ["bench_import.py", "bench_seed.py", "bench_engine.py", "bench_flow.py", "bench_twilio.py"]
 
 if __name__ == "__main__":
     failed = 0

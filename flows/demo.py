@@ -26,6 +26,7 @@ class _DropShutdownNoise(logging.Filter):
 def main() -> int:
     os.environ.setdefault("PREFECT_HOME", str(DEMO_PREFECT_HOME.resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates
     for name in ("", "prefect", "uvicorn", "uvicorn.error", "asyncio"):
         logging.getLogger(name).addFilter(_DropShutdownNoise())
 
