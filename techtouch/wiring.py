@@ -1,4 +1,4 @@
-"""The composition root: the one place that turns Settings into an engine (and, later, channels)."""
+"""The composition root: the one place that turns Settings into an engine, channels and a renderer."""
 
 from __future__ import annotations
 
@@ -59,14 +59,36 @@ def load_journeys(settings: Settings, paths: list[Path] | None = None) -> dict[s
 
 
 def build_channels(settings: Settings) -> tuple[Any, Any]:
-    """(email channel, SMS channel) for the configured names."""
+    """(email channel, SMS channel) for the configured names: the outbox, SendGrid or Twilio."""
     from techtouch.channels.outbox import OutboxEmailChannel, OutboxSmsChannel
 
-    if settings.email_channel != "outbox":
-        raise ConfigurationError(f"unknown email channel {settings.email_channel!r} (available: outbox)")
-    if settings.sms_channel != "outbox":
-        raise ConfigurationError(f"unknown SMS channel {settings.sms_channel!r} (available: outbox)")
-    return OutboxEmailChannel(settings.outbox_dir), OutboxSmsChannel(settings.outbox_dir)
+    email: Any
+    sms: Any
+    if settings.email_channel == "sendgrid":
+        from techtouch.channels.sendgrid import SendGridChannel
+
+        if settings.sendgrid_api_key is None:  # Settings refuses this already; belt and braces
+            raise ConfigurationError("TECHTOUCH_SENDGRID_API_KEY is not set")
+        email = SendGridChannel(settings.sendgrid_api_key.get_secret_value(), settings.sendgrid_host)
+    else:
+        email = OutboxEmailChannel(settings.outbox_dir)
+    if settings.sms_channel == "twilio":
+        from techtouch.channels.twilio import TwilioChannel
+
+        if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+            raise ConfigurationError("TECHTOUCH_TWILIO_ACCOUNT_SID and _AUTH_TOKEN must be set")
+        sms = TwilioChannel(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            from_number=settings.twilio_from,
+            status_callback_url=f"{settings.public_url.rstrip('/')}/webhooks/twilio/status",
+            base_url=settings.twilio_base_url,
+            mps=settings.twilio_mps,
+        )
+    else:
+        sms = OutboxSmsChannel(settings.outbox_dir)
+    return email, sms
 
 
 def build_renderer(settings: Settings) -> Renderer:

@@ -35,7 +35,9 @@ from techtouch.models import Suppression, Touch
 from techtouch.render import Renderer, TemplateProblem
 
 log = logging.getLogger(__name__)
-BATCH = 500
+# Touches of one rung come in order (see DUE_SQL), so a SendGrid batch is one request of up to
+# 1,000 personalizations; SMS go one request each anyway and are paced by the channel.
+BATCH = {"email": 1000, "sms": 500}
 
 DUE_SQL = text(
     """
@@ -48,7 +50,7 @@ DUE_SQL = text(
     LEFT JOIN suppressions se ON se.contact_id = c.id AND se.channel = 'email'
     LEFT JOIN suppressions ss ON ss.contact_id = c.id AND ss.channel = 'sms'
     WHERE t.status IN ('pending', 'sending') AND t.channel IN ('email', 'sms')
-    ORDER BY t.id
+    ORDER BY t.channel, t.sender, t.journey, t.milestone, t.template, t.id
     """
 )
 
@@ -108,8 +110,9 @@ def deliver(
 
     for channel_name, channel in channels.items():
         rows = due[due["channel"] == channel_name].to_dict("records")
-        for start in range(0, len(rows), BATCH):
-            batch = rows[start : start + BATCH]
+        size = BATCH.get(channel_name, 500)
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
             _deliver_batch(
                 engine, renderer, channel, channel_name, batch, context_for, report, reconcile_after, now
             )
@@ -164,8 +167,15 @@ def _deliver_batch(
     batch = [messages[k] for k in messages if k in claimed]
     if not batch:
         return
-    receipts: list[Receipt] = channel.send(batch)
     contact_of = {r["key"]: r["contact_id"] for r in rows}
+    try:
+        receipts: list[Receipt] = channel.send(batch)
+    except Exception as exc:
+        # A configuration error (bad key, wrong host) part-way: keep what was settled, then stop.
+        # The rest stay `sending` and are reconciled by the next delivery.
+        settled = list(getattr(exc, "receipts", []))
+        _record_receipts(engine, settled, contact_of, channel_name, report, started)
+        raise
     _record_receipts(engine, receipts, contact_of, channel_name, report, started)
 
 
