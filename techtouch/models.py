@@ -50,6 +50,10 @@ EVENT_TYPES = (
     "email_bounced",
     "email_opened",
     "email_clicked",
+    # Provider and link feedback (techtouch.feedback): value = the touch key, or `<survey>:<answer>`.
+    "email_delivered",
+    "sms_delivered",
+    "survey_comment",
 )
 CHANNELS = ("email", "sms", "cta")
 CTA_STATUSES = ("open", "in_progress", "done", "snoozed")
@@ -110,7 +114,10 @@ class Account(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
-    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        Index("ix_contacts_phone", "phone"),  # inbound SMS (STOP/START) finds the contact by number
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -161,6 +168,8 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(32))
     value: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(32), default="import", server_default="import")
+    # Free text that goes with the event (a survey comment): kept out of `value`, which is matched on.
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class HealthSnapshot(Base):
