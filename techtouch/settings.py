@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     twilio_from: str | None = Field(None, description="E.164 sender when no messaging service is set")
     twilio_base_url: str = Field("https://api.twilio.com", description="tests point it at loopback")
     twilio_mps: float = Field(10.0, gt=0, description="messages per second the SMS channel never exceeds")
+    sms_help_text: str | None = Field(
+        None, description="the answer to an inbound HELP (default: who we are and how to stop)"
+    )
 
     @model_validator(mode="after")
     def _provider_settings(self) -> Settings:

@@ -51,7 +51,7 @@ def parse_date(value: str | None, option: str) -> date | None:
 
 
 def main() -> None:
-    from techtouch.cli import commands, journeys  # noqa: F401  (registers the commands)
+    from techtouch.cli import commands, journeys, serve  # noqa: F401  (registers the commands)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
