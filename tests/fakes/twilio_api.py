@@ -210,6 +210,9 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         super().__init__(("127.0.0.1", 0), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed mid-request (crash trials) resets the connection: not the fake's error."""
+
 
 class FakeTwilio:
     """The fake server. Use as a context manager, or `start()` / `stop()`."""
