@@ -568,6 +568,9 @@ _DEFAULT_ERRORS = {
 
 
 class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets connections when a client sends many requests at
+    # once (the Twilio channel keeps up to 32 in flight): real providers accept them.
+    request_queue_size = 128
     daemon_threads = True
     fake: FakeSendGrid
 

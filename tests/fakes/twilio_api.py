@@ -203,6 +203,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets connections when a client sends many requests at
+    # once (the Twilio channel keeps up to 32 in flight): real providers accept them.
+    request_queue_size = 128
     daemon_threads = True
     allow_reuse_address = True
 

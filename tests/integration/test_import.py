@@ -334,7 +334,8 @@ BAD_ROWS = [
         "events",
         f"{EVENTS_HEADER}\na1,c1,2026-01-01,logged_in,\n",
         "2: type: unknown event type 'logged_in'; expected one of milestone, survey, renewal_signed, "
-        "unsubscribed, sms_stop, sms_start, email_bounced, email_opened, email_clicked",
+        "unsubscribed, sms_stop, sms_start, email_bounced, email_opened, email_clicked, "
+        "email_delivered, sms_delivered, survey_comment",
         id="unknown-event-type",
     ),
     pytest.param(
