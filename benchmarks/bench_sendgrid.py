@@ -5,9 +5,8 @@ Batched (up to 1,000 recipients a request, copy in substitutions) against one re
 pairs, so four request groups). The fake runs in this process, validates every request against
 the OpenAPI spec and records every message, as in the tests.
 
-Rows: batched with messages ordered by journey and milestone, `send()` of 1,000 at a time (full
-requests); the same interleaved as the delivery layer orders them today (by touch id) in
-`send()` calls of `delivery.BATCH`; one request per email. Wall time and CPU time (client and
+Rows: batched with messages ordered by journey and milestone (as the delivery layer orders due
+touches), `send()` of 1,000 at a time (full requests); one request per email. Wall time and CPU time (client and
 fake together: one process, so CPU time does not depend on what else runs on the machine).
 
 Goals (issue 7): >= 5,000 emails/s batched and >= 10x the per-email rate. Printed, not asserted.
@@ -30,7 +29,6 @@ sys.path.insert(0, str(ROOT))  # for tests.fakes
 
 from techtouch.channels.base import OutboundEmail, Receipt  # noqa: E402
 from techtouch.channels.sendgrid import SendGridChannel  # noqa: E402
-from techtouch.journeys.delivery import BATCH as DELIVERY_BATCH  # noqa: E402
 from techtouch.render import Renderer, sample_context  # noqa: E402
 from tests.fakes.sendgrid_api import FakeSendGrid  # noqa: E402
 
@@ -115,7 +113,6 @@ def main() -> None:
     args = parser.parse_args()
 
     grouped = messages(args.messages, grouped=True)
-    interleaved = messages(args.messages)
     single = messages(args.per_email, offset=args.messages)
     with FakeSendGrid(api_key=KEY) as fake:
         batched = SendGridChannel(KEY, host=fake.url, batch_size=1000)
@@ -127,8 +124,6 @@ def main() -> None:
 
         best = run(fake, batched, grouped, args.call_size)
         show(f"batched, by journey, send() of {args.call_size}", best)
-        today = run(fake, batched, interleaved, DELIVERY_BATCH)
-        show(f"batched, by touch id, send() of delivery.BATCH={DELIVERY_BATCH}", today)
         one = run(fake, per_email, single, 1000)
         show("one request per email", one)
 
