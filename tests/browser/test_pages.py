@@ -1,0 +1,153 @@
+"""The link pages in a real browser: Debian's Chromium, driven by Playwright, against `techtouch serve`.
+
+Outside CI a missing Chromium skips these tests with the reason; under CI=true it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from techtouch import migrate
+from techtouch.db import make_engine
+from techtouch.links import LinkSigner
+from techtouch.settings import Settings
+from tests.conftest import IN_CI
+from tests.integration.journey_base import Base, account, contact
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "browser-test-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = os.environ.get("TECHTOUCH_TEST_CHROMIUM") or shutil.which("chromium") or ""
+    if not path or not Path(path).exists():
+        problem = "Chromium is not installed (apt-get install -y chromium)"
+        if IN_CI:
+            pytest.fail(f"CI=true and {problem}", pytrace=False)
+        pytest.skip(problem)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def engine(sqlite_url: str) -> Iterator[Engine]:
+    """Pages are the same on either backend (the webhooks are tested on both): SQLite only."""
+    eng = make_engine(sqlite_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def served(engine: Engine, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
+    """`techtouch serve` on a free port over a base with one account and its admin."""
+    Base(engine, Settings(database_url=sqlite_url)).add(
+        [account("a1")], [contact("c1", "a1")], usage_days=5, as_of=date.today()
+    )
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHTOUCH_")} | {
+        "TECHTOUCH_DATABASE_URL": sqlite_url,
+        "TECHTOUCH_PUBLIC_URL": public,
+        "TECHTOUCH_SECRET_KEY": SECRET,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "techtouch.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "wb"),  # noqa: SIM115 - lives as long as the server
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not healthy(public):
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "techtouch serve did not answer /healthz"
+            time.sleep(0.1)
+        yield public
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture
+def page(chromium: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def scalar(engine: Engine, sql: str) -> object:
+    with engine.connect() as connection:
+        return connection.execute(text(sql)).scalar_one()
+
+
+def test_unsubscribe_asks_first_then_one_click_suppresses(served: str, page: object, engine: Engine) -> None:
+    url = LinkSigner(served, SECRET.encode()).unsubscribe("c1")
+    page.goto(url)  # type: ignore[attr-defined]
+    assert page.locator("h1").inner_text() == "Unsubscribe?"  # type: ignore[attr-defined]
+    assert scalar(engine, "SELECT COUNT(*) FROM suppressions") == 0  # opening the link is not consent
+
+    page.get_by_role("button", name="Unsubscribe").click()  # type: ignore[attr-defined]
+    page.wait_for_load_state()  # type: ignore[attr-defined]
+
+    assert "unsubscribed" in page.locator("body").inner_text().lower()  # type: ignore[attr-defined]
+    assert scalar(engine, "SELECT channel FROM suppressions WHERE contact_id = 'c1'") == "email"
+
+
+def test_a_survey_click_records_the_answer_and_takes_a_comment(
+    served: str, page: object, engine: Engine
+) -> None:
+    url = LinkSigner(served, SECRET.encode()).survey("a1", "c1", "renewal", "unsure")
+    page.goto(url)  # type: ignore[attr-defined]
+    assert "Thank you" in page.locator("h1").inner_text()  # type: ignore[attr-defined]
+    assert scalar(engine, "SELECT value FROM events WHERE type = 'survey'") == "renewal:unsure"
+
+    page.fill("#comment", "Budget review in March; talk to our CFO.")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Send comment").click()  # type: ignore[attr-defined]
+    page.wait_for_load_state()  # type: ignore[attr-defined]
+
+    assert scalar(engine, "SELECT detail FROM events WHERE type = 'survey_comment'") == (
+        "Budget review in March; talk to our CFO."
+    )
+
+
+def test_a_tampered_link_shows_an_error_and_records_nothing(
+    served: str, page: object, engine: Engine
+) -> None:
+    url = LinkSigner(served, SECRET.encode()).survey("a1", "c1", "renewal", "likely")
+    response = page.goto(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB"))  # type: ignore[attr-defined]
+    assert response.status == 400
+    assert "not valid" in page.locator("body").inner_text()  # type: ignore[attr-defined]
+    assert scalar(engine, "SELECT COUNT(*) FROM events WHERE type = 'survey'") == 0
