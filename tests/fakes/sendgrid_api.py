@@ -34,7 +34,6 @@ import gzip
 import hashlib
 import http.client
 import json
-import os
 import re
 import secrets
 import socket
@@ -62,6 +61,8 @@ from openapi_core.validation.request.validators import (
     V31RequestSecurityValidator,
 )
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from tests.fakes.specs import specs_dir
 
 SPEC_NAME = "sendgrid_mail_v3.json"
 SEND_PATH = "/v3/mail/send"
@@ -93,10 +94,6 @@ _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 INVALID_ADDRESS = "Does not contain a valid address."
 
 
-def specs_dir() -> Path:
-    """`$TECHTOUCH_SPECS_DIR`, else `shared/specs` next to the project checkout."""
-    explicit = os.environ.get("TECHTOUCH_SPECS_DIR")
-    return Path(explicit) if explicit else Path(__file__).resolve().parents[3] / "shared" / "specs"
 
 
 # -- validation ---------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import collections
 import functools
 import hmac
 import json
-import os
 import re
 import select
 import socket
@@ -39,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -48,6 +46,8 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from tests.fakes.specs import specs_dir
 
 SPEC_FILE = "twilio_api_v2010.json"
 SPEC_SERVER = "https://api.twilio.com"  # requests are validated as if sent to the spec's server
@@ -64,10 +64,6 @@ _SCHEDULE_MAX = timedelta(days=35)
 _WITHHOLD_LIMIT = 120.0  # seconds a withheld answer waits for the client to hang up
 
 
-def specs_dir() -> Path:
-    """`TECHTOUCH_SPECS_DIR`, else `shared/specs` next to the project checkout (/work/shared/specs)."""
-    explicit = os.environ.get("TECHTOUCH_SPECS_DIR")
-    return Path(explicit) if explicit else Path(__file__).resolve().parents[3] / "shared" / "specs"
 
 
 def _phone_number(value: str) -> bool:
