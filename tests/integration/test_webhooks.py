@@ -425,11 +425,10 @@ def test_sendgrid_replay_changes_nothing(
     assert snapshot(base) == state
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has one writer: no deadlocks
 def test_a_deadlock_with_another_writer_is_retried(base: Engine, caplog: pytest.LogCaptureFixture) -> None:
     """Another writer locks our two touches in the opposite order: PostgreSQL aborts the batch,
     which runs again and succeeds (every call is idempotent)."""
-    if base.dialect.name != "postgresql":
-        pytest.skip("row-lock deadlocks are a PostgreSQL matter (SQLite has one writer)")
     events = feedback.parse_sendgrid_events(
         json.dumps([sg_event("processed", T_MAIL_PENDING, "ev-b"), sg_event("processed", T_MAIL, "ev-a")])
     )
