@@ -42,6 +42,7 @@ def deliver_pending(
         context_builder(settings, state.accounts, catalog, link_secret(settings)),
         accounts=None if state.shard.everything else state.accounts.index,
         reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
+        lease=timedelta(minutes=settings.delivery.claim_lease_minutes),
     )
 
 

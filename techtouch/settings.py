@@ -95,6 +95,9 @@ class Delivery(BaseModel):
         ge=0,
         description="an ambiguous email attempt with no provider event after this long is sent again",
     )
+    claim_lease_minutes: float = Field(
+        10, ge=0, description="a delivery attempt younger than this may still be in flight: left alone"
+    )
 
     @model_validator(mode="after")
     def _hours(self) -> Delivery:

@@ -69,7 +69,8 @@ def settings_for(url: str, sendgrid: FakeSendGrid, twilio: FakeTwilio, grace_min
         twilio_messaging_service_sid="MG" + "0" * 32,
         twilio_base_url=twilio.base_url,
         twilio_mps=1000,
-        delivery=Delivery(reconcile_after_minutes=grace_minutes),
+        # Recovery stands for the next run, hours later: no attempt is still in flight by then.
+        delivery=Delivery(reconcile_after_minutes=grace_minutes, claim_lease_minutes=0),
     )
 
 

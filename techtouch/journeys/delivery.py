@@ -14,7 +14,9 @@ or `delivered` event (carrying the touch key) arrives; a touch still ambiguous a
 `delivery.reconcile_after_minutes` without such an event is sent again.
 
 Claims are compare-and-set updates (`... WHERE status = 'pending' RETURNING key`), so two
-deliveries running at once never send the same touch twice.
+deliveries running at once never send the same touch twice. A `sending` touch younger than the
+claim lease (`delivery.claim_lease_minutes`) may be another delivery's batch in flight: it is left
+alone. An ambiguous touch whose contact has opted out since is not sent again but suppressed.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def deliver(
     accounts: Iterable[str] | None = None,
     limit: int | None = None,
     reconcile_after: timedelta = timedelta(hours=1),
+    lease: timedelta = timedelta(minutes=10),
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> DeliveryReport:
     """Deliver due touches of the channels given ({"email": ..., "sms": ...}).
@@ -106,7 +109,12 @@ def deliver(
     blocked = due.loc[~allowed & (due["status"] == "pending"), "key"].tolist()
     _mark(engine, [_row(k, "suppressed", error="suppressed at send time") for k in blocked])
     report.suppressed = len(blocked)
-    due = due[allowed | (due["status"] == "sending")]
+    due = due.assign(allowed=allowed)[allowed | (due["status"] == "sending")]
+    # A claim younger than the lease may be another delivery's batch in flight: not ours to judge.
+    attempted = pd.to_datetime(due["attempted_at"], utc=True)
+    in_flight = (due["status"] == "sending") & (attempted > pd.Timestamp(now() - lease))
+    report.awaiting += int(in_flight.sum())
+    due = due[~in_flight]
 
     for channel_name, channel in channels.items():
         rows = due[due["channel"] == channel_name].to_dict("records")
@@ -114,8 +122,9 @@ def deliver(
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             _deliver_batch(
-                engine, renderer, channel, channel_name, batch, context_for, report, reconcile_after, now
-            )
+                engine, renderer, channel, channel_name, batch, context_for, report,
+                reconcile_after, lease, now,
+            )  # fmt: skip
     return report
 
 
@@ -128,6 +137,7 @@ def _deliver_batch(
     context_for: ContextFor,
     report: DeliveryReport,
     reconcile_after: timedelta,
+    lease: timedelta,
     now: Callable[[], datetime],
 ) -> None:
     messages: dict[str, OutboundEmail | OutboundSms] = {}
@@ -154,15 +164,23 @@ def _deliver_batch(
         authoritative = getattr(channel, "reconcile_is_authoritative", False)
         report.reconciled += len(found)
         _mark(engine, [_receipt_row(r) for r in found.values()])
+        opted_out = []
         for row in ambiguous:
             if row["key"] in found:
                 continue
-            if authoritative or _aware(row["attempted_at"]) <= started - reconcile_after:
+            if not row["allowed"]:  # not at the provider, and the contact has opted out since
+                opted_out.append(_row(row["key"], "suppressed", error="suppressed before the retry"))
+                continue
+            # SendGrid's `processed` event for a scheduled message comes at `send_at`, not before.
+            settled_by = max(_aware(row["attempted_at"]), _aware(row["send_at"]))
+            if authoritative or settled_by <= started - reconcile_after:
                 resend.append(row["key"])
             else:
                 report.awaiting += 1
+        report.suppressed += len(opted_out)
+        _mark(engine, opted_out)
     fresh = [r["key"] for r in rows if r["status"] == "pending" and r["key"] in messages]
-    claimed = _claim(engine, fresh, resend, started)
+    claimed = _claim(engine, fresh, resend, started, started - lease)
     report.retried += sum(1 for k in resend if k in claimed)
     batch = [messages[k] for k in messages if k in claimed]
     if not batch:
@@ -179,8 +197,13 @@ def _deliver_batch(
     _record_receipts(engine, receipts, contact_of, channel_name, report, started)
 
 
-def _claim(engine: Engine, fresh: list[str], resend: list[str], at: datetime) -> set[str]:
-    """Compare-and-set `sending` before the provider call; the keys this delivery may send."""
+def _claim(
+    engine: Engine, fresh: list[str], resend: list[str], at: datetime, stale_before: datetime
+) -> set[str]:
+    """Compare-and-set `sending` before the provider call; the keys this delivery may send.
+
+    A resend claims only an attempt older than the lease, and renews it: a second delivery that
+    saw the same ambiguous touch finds it renewed and leaves it."""
     table = Touch.__table__
     claimed: set[str] = set()
     with engine.begin() as connection:
@@ -197,7 +220,11 @@ def _claim(engine: Engine, fresh: list[str], resend: list[str], at: datetime) ->
             claimed |= set(
                 connection.scalars(
                     update(table)
-                    .where(table.c.key.in_(resend), table.c.status == "sending", table.c.attempted_at < at)
+                    .where(
+                        table.c.key.in_(resend),
+                        table.c.status == "sending",
+                        table.c.attempted_at <= stale_before,
+                    )
                     .values(attempted_at=at)
                     .returning(table.c.key)
                 )

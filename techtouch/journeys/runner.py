@@ -216,6 +216,7 @@ def run_journeys(
             context_for,
             accounts=None if shard.everything else state.accounts.index,
             reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
+            lease=timedelta(minutes=settings.delivery.claim_lease_minutes),
         )
     finished = time.perf_counter()
     return RunReport(

@@ -1,0 +1,143 @@
+"""The delivery state machine's edges: in-flight claims, compare-and-set resends, opt-outs after an
+ambiguous attempt, and SendGrid's scheduled sends. A recording channel stands in for a provider."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from techtouch import service
+from techtouch.channels.base import Receipt
+from techtouch.journeys.context import context_builder
+from techtouch.journeys.delivery import _claim, deliver
+from techtouch.settings import Settings
+from techtouch.wiring import build_renderer, link_secret, load_journeys
+from tests.crash_trials import AS_OF, build_base
+
+NOW = datetime.now(UTC)
+
+
+class RecordingChannel:
+    """Accepts everything and remembers it; `authoritative` says whether reconcile can be trusted."""
+
+    name = "recording"
+
+    def __init__(self, authoritative: bool) -> None:
+        self.reconcile_is_authoritative = authoritative
+        self.sent: list[str] = []
+
+    def send(self, batch: Sequence[Any]) -> list[Receipt]:
+        self.sent += [m.key for m in batch]
+        return [Receipt(m.key, "sent", provider_id=f"id-{m.key}") for m in batch]
+
+    def reconcile(self, batch: Sequence[Any], since: datetime) -> dict[str, Receipt]:
+        return {}
+
+
+@pytest.fixture
+def setup(engine: Engine, db_url: str) -> tuple[Engine, Settings, Any]:
+    build_base(engine, accounts=12)
+    settings = Settings(database_url=db_url, timezone="Europe/Paris")
+    catalog = load_journeys(settings)
+    state = service.load_state(engine, settings, AS_OF)
+    context_for = context_builder(settings, state.accounts, catalog, link_secret(settings))
+    return engine, settings, context_for
+
+
+def one_email(engine: Engine) -> tuple[str, str]:
+    with engine.connect() as connection:
+        key, contact = connection.execute(
+            text("SELECT key, contact_id FROM touches WHERE channel = 'email' ORDER BY key LIMIT 1")
+        ).one()
+    return key, contact
+
+
+def only(engine: Engine, key: str, **values: Any) -> None:
+    """Leave `key` in the given state and every other touch sent, so deliveries see only it."""
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE touches SET status = 'sent' WHERE key <> :key"), {"key": key})
+        sets = ", ".join(f"{column} = :{column}" for column in values)
+        # Raw SQL bypasses the UTCDateTime type: store naive UTC as it does.
+        values = {
+            k: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v
+            for k, v in values.items()
+        }
+        connection.execute(text(f"UPDATE touches SET {sets} WHERE key = :key"), {"key": key, **values})
+
+
+def status(engine: Engine, key: str) -> str:
+    with engine.connect() as connection:
+        return str(
+            connection.execute(text("SELECT status FROM touches WHERE key = :k"), {"k": key}).scalar_one()
+        )
+
+
+def run(setup: tuple[Engine, Settings, Any], channel: RecordingChannel, **options: Any) -> Any:
+    engine, settings, context_for = setup
+    return deliver(engine, build_renderer(settings), {"email": channel}, context_for, **options)
+
+
+def test_an_attempt_younger_than_the_lease_is_left_to_the_delivery_that_made_it(setup: Any) -> None:
+    engine = setup[0]
+    key, _ = one_email(engine)
+    only(engine, key, status="sending", attempted_at=NOW - timedelta(minutes=2))
+    channel = RecordingChannel(authoritative=True)
+
+    report = run(setup, channel, lease=timedelta(minutes=10))
+    assert channel.sent == [] and report.awaiting == 1 and status(engine, key) == "sending"
+
+    report = run(setup, channel, lease=timedelta(minutes=1))  # now older than the lease: reconciled
+    assert channel.sent == [key] and report.retried == 1 and status(engine, key) == "sent"
+
+
+def test_a_resend_claim_is_compare_and_set(setup: Any) -> None:
+    engine = setup[0]
+    key, _ = one_email(engine)
+    only(engine, key, status="sending", attempted_at=NOW - timedelta(hours=1))
+    first = _claim(engine, [], [key], NOW, NOW - timedelta(minutes=10))
+    second = _claim(
+        engine, [], [key], NOW + timedelta(seconds=1), NOW + timedelta(seconds=1) - timedelta(minutes=10)
+    )
+    assert first == {key} and second == set()
+
+
+def test_an_ambiguous_attempt_is_not_resent_after_the_contact_opts_out(setup: Any) -> None:
+    engine = setup[0]
+    key, contact = one_email(engine)
+    only(engine, key, status="sending", attempted_at=NOW - timedelta(hours=2))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO suppressions (contact_id, channel, reason, since) "
+                "VALUES (:c, 'email', 'unsubscribed', :t)"
+            ),
+            {"c": contact, "t": NOW.replace(tzinfo=None)},
+        )
+    channel = RecordingChannel(authoritative=True)
+
+    report = run(setup, channel)
+
+    assert channel.sent == [] and status(engine, key) == "suppressed" and report.suppressed == 1
+
+
+def test_a_scheduled_email_waits_for_its_send_time_before_it_counts_as_lost(setup: Any) -> None:
+    engine = setup[0]
+    key, _ = one_email(engine)
+    channel = RecordingChannel(authoritative=False)  # SendGrid: only webhook events can tell
+    only(
+        engine,
+        key,
+        status="sending",
+        attempted_at=NOW - timedelta(hours=3),
+        send_at=(NOW + timedelta(days=1)).replace(tzinfo=None),
+    )
+    report = run(setup, channel, reconcile_after=timedelta(hours=1))
+    assert channel.sent == [] and report.awaiting == 1
+
+    only(engine, key, send_at=(NOW - timedelta(hours=2)).replace(tzinfo=None))
+    report = run(setup, channel, reconcile_after=timedelta(hours=1))
+    assert channel.sent == [key] and report.retried == 1
