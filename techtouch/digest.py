@@ -1,12 +1,14 @@
 """The CSM digest: each morning, one email per CSM with their new, due and overdue CTAs.
 
-CTAs of accounts without a CSM sit in the team queue; its digest goes to `queue_owner`.
-Exactly-once like customer mail: a `digests` row (key digest/<recipient>/<day>) is committed as
-pending before the email goes out and marked with the provider's id after.
+CTAs of accounts without a CSM sit in the team queue; its digest goes to `queue_owner` (a queue
+owner who is also a CSM gets two: their own and the queue's). Exactly-once like customer mail: a
+`digests` row (one per assignee and day) is claimed before the email goes out and marked with
+the provider's id after.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from techtouch.bulk import upsert_rows
-from techtouch.channels.base import OutboundEmail
+from techtouch.channels.base import OutboundEmail, Receipt
 from techtouch.clock import run_instant
 from techtouch.journeys.context import csm_name
 from techtouch.models import OPEN_CTA_STATUSES, Account, Cta, Digest
@@ -51,7 +53,9 @@ class CsmDigest:
 
     @property
     def key(self) -> str:
-        return f"digest/{self.recipient}/{self.as_of.isoformat()}"
+        """One digest per assignee and day; a hash, so that no address travels in provider metadata."""
+        assignee = hashlib.sha256(self.assignee.encode()).hexdigest()[:16]
+        return f"digest/{assignee}/{self.as_of.isoformat()}"
 
     @property
     def counts(self) -> dict[str, int]:
@@ -66,6 +70,7 @@ class DigestReport:
     sent: int = 0
     already_sent: int = 0
     failed: int = 0
+    unsettled: int = 0  # left `sending` by an earlier attempt the channel cannot look up
     errors: list[str] = field(default_factory=list)
 
     def digests_by_key(self) -> dict[str, str]:
@@ -136,7 +141,7 @@ def render(renderer: Renderer, settings: Settings, digest: CsmDigest) -> Outboun
     is_queue = "@" not in digest.assignee
     context = {
         "as_of": digest.as_of,
-        "recipient_name": (None if is_queue else csm_name(digest.recipient)) or "there",
+        "recipient_name": csm_name(digest.recipient) or "there",
         "queue": digest.assignee if is_queue else None,
         "sections": digest.sections,
         "counts": digest.counts,
@@ -168,16 +173,23 @@ def send_digests(
     *,
     dry_run: bool = False,
 ) -> DigestReport:
-    """Record each digest as pending, then send the pending ones; a rerun of the day sends nothing."""
+    """Record each digest, claim the unsent ones, send, mark; a rerun of the day sends nothing.
+
+    Like customer mail: a digest is claimed (`pending` -> `sending`, compare-and-set) before the
+    provider call. One left `sending` (a crash, a timeout) is resent only when the channel can
+    say it does not have it (the outbox); with SendGrid it stays for a person to check, since
+    a CSM missing one digest costs less than a CSM getting two.
+    """
     with engine.connect() as connection:
         report = collect(connection, settings, as_of)
     messages = {d.key: render(renderer, settings, d) for d in report.digests}  # a template error stops all
     if dry_run or not messages:
         return report
+    digests = Digest.__table__
     with engine.begin() as connection:
         upsert_rows(
             connection,
-            Digest.__table__,
+            digests,
             [
                 {"key": d.key, "recipient": d.recipient, "as_of": as_of, "status": "pending"}
                 | {"counts": d.counts}
@@ -186,31 +198,40 @@ def send_digests(
             ["key"],
             update=False,
         )
-        pending = set(
+        query = select(digests.c.key, digests.c.status).where(digests.c.key.in_(list(messages)))
+        states: dict[str, str] = {key: status for key, status in connection.execute(query)}
+    report.already_sent = sum(1 for s in states.values() if s in ("sent", "failed"))
+    ambiguous = [messages[k] for k, s in states.items() if s == "sending"]
+    if ambiguous:
+        found = email_channel.reconcile(ambiguous, datetime.now(UTC) - timedelta(days=1))
+        _mark(engine, list(found.values()), report, "sending")
+        if not getattr(email_channel, "reconcile_is_authoritative", False):
+            report.unsettled = len(ambiguous) - len(found)
+            if report.unsettled:
+                log.warning(
+                    "%d digests for %s may or may not have gone out: not resent", report.unsettled, as_of
+                )
+        else:
+            _reset(engine, [m.key for m in ambiguous if m.key not in found])
+            states |= {m.key: "pending" for m in ambiguous if m.key not in found}
+    with engine.begin() as connection:
+        claimed = set(
             connection.scalars(
-                select(Digest.key).where(Digest.key.in_(list(messages)), Digest.status == "pending")
+                update(digests)
+                .where(digests.c.key.in_([k for k, s in states.items() if s == "pending"]))
+                .where(digests.c.status == "pending")
+                .values(status="sending")
+                .returning(digests.c.key)
             )
         )
-    report.already_sent = len(messages) - len(pending)
-    batch = [m for k, m in messages.items() if k in pending]
-    if not batch:
-        return report
-    known = email_channel.reconcile(batch, datetime.now(UTC) - timedelta(days=1))
-    receipts = list(known.values()) + email_channel.send([m for m in batch if m.key not in known])
-    with engine.begin() as connection:
-        for receipt in receipts:
-            # `unknown` (ambiguous) and `opted_out` stay pending: the next run reconciles them.
-            status = receipt.status if receipt.status in ("sent", "failed") else "pending"
-            connection.execute(
-                update(Digest)
-                .where(Digest.key == receipt.key, Digest.status == "pending")
-                .values(status=status, provider_id=receipt.provider_id, error=receipt.error)
-            )
-            if status == "sent":
-                report.sent += 1
-            elif status == "failed":
-                report.failed += 1
-                report.errors.append(f"digest {report.digests_by_key()[receipt.key]}: {receipt.error}")
+    batch = [m for k, m in messages.items() if k in claimed]
+    if batch:
+        try:
+            receipts = email_channel.send(batch)
+        except Exception as exc:  # a configuration error part-way: keep what was settled
+            _mark(engine, list(getattr(exc, "receipts", [])), report, "sending")
+            raise
+        _mark(engine, receipts, report, "sending")
     log.info(
         "digests for %s: %d sent, %d already sent, %d failed",
         as_of,
@@ -219,3 +240,32 @@ def send_digests(
         report.failed,
     )
     return report
+
+
+def _mark(engine: Engine, receipts: list[Receipt], report: DigestReport, current: str) -> None:
+    """`unknown` (ambiguous) and `opted_out` stay `sending`: see send_digests."""
+    labels = report.digests_by_key()
+    with engine.begin() as connection:
+        for receipt in receipts:
+            if receipt.status not in ("sent", "failed"):
+                continue
+            connection.execute(
+                update(Digest)
+                .where(Digest.key == receipt.key, Digest.status == current)
+                .values(status=receipt.status, provider_id=receipt.provider_id, error=receipt.error)
+            )
+            if receipt.status == "sent":
+                report.sent += 1
+            else:
+                report.failed += 1
+                report.errors.append(f"digest {labels.get(receipt.key, '?')}: {receipt.error}")
+
+
+def _reset(engine: Engine, keys: list[str]) -> None:
+    if keys:
+        with engine.begin() as connection:
+            connection.execute(
+                update(Digest)
+                .where(Digest.key.in_(keys), Digest.status == "sending")
+                .values(status="pending")
+            )

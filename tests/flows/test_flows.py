@@ -170,8 +170,9 @@ def test_csm_digest_emails_each_csm_once_a_day_and_routes_the_queue_to_its_owner
     digests = [p for p in (outbox / "email").glob("digest_*.eml")]
     assert len(digests) == len(due)
     queue = [a for a, _ in due if a.startswith("queue:")]
-    if queue:
-        assert any("cs.lead" in p.name for p in digests)
+    recipients = {line for p in digests for line in p.read_text().splitlines() if line.startswith("To:")}
+    assert any("cs.lead@techtouch.example" in line for line in recipients) == bool(queue)
+    assert not any("@" in p.name for p in digests), "no address in keys or file names"
     again = csm_digest(as_of=AS_OF)
     assert again["sent"] == 0 and again["already_sent"] == len(due)
     assert len(list((outbox / "email").glob("digest_*.eml"))) == len(due)
