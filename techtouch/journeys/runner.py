@@ -77,13 +77,16 @@ def select_journeys(
 
 
 def journey_lock(connection: Connection, journey: str) -> None:
-    """Serialize runs of one journey for the rest of the transaction.
+    """Serialize planning for the rest of the transaction.
 
-    PostgreSQL: a transaction-level advisory lock per journey. SQLite: the transaction was
-    opened with BEGIN IMMEDIATE (db.py), which already holds the database's write lock.
+    One lock for every journey, not one each: the frequency cap spans journeys, so two runs
+    planning different journeys at once could both give a contact today's only message.
+    PostgreSQL: a transaction-level advisory lock. SQLite: the transaction was opened with BEGIN
+    IMMEDIATE (db.py), which already holds the database's write lock. (`journey` is kept for
+    the call sites' sake: a finer lock may come back with per-journey caps.)
     """
     if connection.dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"techtouch:{journey}".encode()).digest()[:8], "big", signed=True)
+        key = int.from_bytes(hashlib.sha256(b"techtouch:planning").digest()[:8], "big", signed=True)
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
@@ -161,12 +164,15 @@ def advance_journey(
         reach = reachability(contacts, list(journey.spec.recipients))
         frame = build_frame(accounts, enrollments, engagement, reach)
         decision = decide(frame, journey, as_of)
+        # Under the lock, from the database: a run of another journey may have recorded since
+        # this run loaded its state (a dry run records nothing, so it keeps its own tally).
+        caps = state.caps if dry_run else load_cap_counts(connection, as_of)
         plan = plan_touches(
             decision,
             accounts,
             contacts,
             list(journey.spec.recipients),
-            state.caps,
+            caps,
             settings.delivery,
             run_at,
             settings.timezone,
@@ -176,7 +182,7 @@ def advance_journey(
         if not dry_run:
             record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
             flag_advocates(connection, _advocates(journey, plan))
-    state.caps = add_to_caps(state.caps, plan.touches)
+    state.caps = add_to_caps(caps, plan.touches)
     report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0)
     return report, decision, plan
 
