@@ -5,8 +5,10 @@ The CLI, the Prefect tasks, the simulator and the tests call these, so they run 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -31,9 +33,14 @@ def deliver_pending(
     catalog: dict[str, CompiledJourney],
     state: RunState,
     channels: Sequence[str] = CHANNEL_NAMES,
+    *,
+    built: tuple[Any, Any] | None = None,
 ) -> DeliveryReport:
-    """Render and send what is pending for the state's accounts on the named channels."""
-    email, sms = build_channels(settings)
+    """Render and send what is due for the state's accounts on the named channels.
+
+    `built` reuses (email, SMS) channels the caller already made from these settings.
+    """
+    email, sms = built or build_channels(settings)
     by_name = {"email": email, "sms": sms}
     return deliver(
         engine,
@@ -57,18 +64,16 @@ def run_day(
     shard: Shard = ALL,
 ) -> RunReport:
     """Decide, record and deliver `journeys` for `as_of` (a dry run writes and sends nothing)."""
-    run_at = as_of_instant(settings, as_of)
-    channels = None if dry_run else build_channels(settings)
+    # Checked first: a misconfigured channel or link secret fails the run before anything is recorded.
+    built = None if dry_run else build_channels(settings)
+    link_secret(settings)
     state = load_state(engine, settings, as_of, shard)
-    return run_journeys(
-        engine,
-        settings,
-        journeys,
-        as_of,
-        run_at,
-        dry_run=dry_run,
-        channels=channels,
-        renderer=build_renderer(settings),
-        context_for=context_builder(settings, state.accounts, catalog, link_secret(settings)),
-        state=state,
+    report = run_journeys(
+        engine, settings, journeys, as_of, as_of_instant(settings, as_of), dry_run=dry_run, state=state
     )
+    if built is not None:
+        started = time.perf_counter()
+        report.delivery = deliver_pending(engine, settings, catalog, state, built=built)
+        report.delivery_seconds = time.perf_counter() - started
+        report.seconds += report.delivery_seconds
+    return report

@@ -7,14 +7,14 @@ import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from techtouch.journeys.catalog import CompiledJourney
-from techtouch.journeys.delivery import DeliveryReport, deliver
+from techtouch.journeys.delivery import DeliveryReport
 from techtouch.journeys.engine import Decision, decide
 from techtouch.journeys.plan import Plan, add_to_caps, plan_touches, revert_deferred
 from techtouch.journeys.record import flag_advocates, record
@@ -195,39 +195,23 @@ def run_journeys(
     run_at: datetime,
     *,
     dry_run: bool = False,
-    channels: tuple[Any, Any] | None = None,
-    renderer: Any = None,
-    context_for: Any = None,
     state: RunState | None = None,
     shard: Shard = ALL,
 ) -> RunReport:
-    """`state` may be passed in when the caller already loaded it (see service.run_day)."""
+    """Advance `journeys` in order (records, never sends: service.run_day adds delivery).
+
+    `state` may be passed in when the caller already loaded it.
+    """
     started = time.perf_counter()
     if state is None:
         state = load_run_state(engine, settings, as_of, run_at, shard=shard)
-    shard = state.shard
     reports: list[JourneyReport] = []
     decisions: dict[str, tuple[Decision, Plan]] = {}
     for journey in journeys:
         report, decision, plan = advance_journey(engine, settings, journey, state, dry_run=dry_run)
         decisions[journey.id] = (decision, plan)
         reports.append(report)
-    delivery = None
-    delivered_at = time.perf_counter()
-    if not dry_run and channels is not None:
-        delivery = deliver(
-            engine,
-            renderer,
-            {"email": channels[0], "sms": channels[1]},
-            context_for,
-            accounts=None if shard.everything else state.accounts.index,
-            reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
-            lease=timedelta(minutes=settings.delivery.claim_lease_minutes),
-        )
-    finished = time.perf_counter()
-    return RunReport(
-        as_of, dry_run, reports, delivery, finished - started, finished - delivered_at, decisions
-    )
+    return RunReport(as_of, dry_run, reports, None, time.perf_counter() - started, 0.0, decisions)
 
 
 def _advocates(journey: CompiledJourney, plan: Plan) -> list[str]:
