@@ -152,7 +152,8 @@ def create_app(
             return problem(400, str(exc))
         return JSONResponse(feedback.apply_sendgrid_events(engine, events).as_dict())
 
-    def twilio_checked(request: Request, path: str, form: FormData | None) -> FormData | Response:
+    def twilio_checked(request: Request, path: str, form: FormData | None) -> dict[str, str] | Response:
+        """The verified form as text fields, or the response that refuses it."""
         if form is None:
             return problem(400, f"body must be {FORM_TYPE}")
         query = request.scope.get("query_string", b"").decode("latin-1")
@@ -163,14 +164,13 @@ def create_app(
         except Unverified as exc:
             log.warning("twilio webhook %s refused: %s", path, exc)
             return problem(403, str(exc))
-        return form
+        return {k: str(v) for k, v in form.items()}
 
     @app.post("/webhooks/twilio/status")
     def twilio_status(request: Request, form: Annotated[FormData | None, Depends(_form)]) -> Response:
-        checked = twilio_checked(request, "/webhooks/twilio/status", form)
-        if isinstance(checked, Response):
-            return checked
-        params = {k: str(v) for k, v in checked.items()}
+        params = twilio_checked(request, "/webhooks/twilio/status", form)
+        if isinstance(params, Response):
+            return params
         try:
             result = feedback.apply_twilio_status(engine, params, request.query_params.get("touch_key"))
         except feedback.BadPayload as exc:
@@ -179,10 +179,9 @@ def create_app(
 
     @app.post("/webhooks/twilio/inbound")
     def twilio_inbound(request: Request, form: Annotated[FormData | None, Depends(_form)]) -> Response:
-        checked = twilio_checked(request, "/webhooks/twilio/inbound", form)
-        if isinstance(checked, Response):
-            return checked
-        params = {k: str(v) for k, v in checked.items()}
+        params = twilio_checked(request, "/webhooks/twilio/inbound", form)
+        if isinstance(params, Response):
+            return params
         try:
             inbound = feedback.apply_twilio_inbound(engine, params)
         except feedback.BadPayload as exc:
