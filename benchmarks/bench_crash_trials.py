@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fakes and trial harness
 
-from techtouch import migrate
-from techtouch.db import make_engine
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
 from tests.crash_trials import build_base, run_trials
 from tests.fakes.sendgrid_api import FakeSendGrid
 from tests.fakes.twilio_api import FakeTwilio

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from techtouch import migrate
-from techtouch.db import make_engine
-from techtouch.journeys.runner import ordered, run_journeys
-from techtouch.seed import seed
-from techtouch.service import run_day
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
+from techtouch.bootstrap import as_of_instant, load_journeys
+from techtouch.services.day import run_day
+from techtouch.services.runner import ordered, run_journeys
+from techtouch.services.seed import seed
+from techtouch.services.simulate import advance_usage
 from techtouch.settings import Settings
-from techtouch.simulate import advance_usage
-from techtouch.wiring import as_of_instant, load_journeys
 
 AS_OF = date(2027, 3, 1)
 

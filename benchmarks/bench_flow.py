@@ -20,9 +20,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from techtouch import migrate
-from techtouch.db import make_engine
-from techtouch.seed import seed
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
+from techtouch.services.seed import seed
 
 AS_OF = date(2027, 3, 1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,10 +94,13 @@ def main() -> None:
     day = AS_OF.isoformat()
 
     cli_url = copy_base(seeded, folder / "cli.db")
-    cli_env = base_env | {"TECHTOUCH_DATABASE_URL": cli_url, "TECHTOUCH_OUTBOX_DIR": str(folder / "cli-outbox")}
+    cli_env = base_env | {
+        "TECHTOUCH_DATABASE_URL": cli_url,
+        "TECHTOUCH_OUTBOX_DIR": str(folder / "cli-outbox"),
+    }
     shutil.rmtree(folder / "cli-outbox", ignore_errors=True)
-    health_s, _ = timed([python, "-m", "techtouch.cli", "health", "--as-of", day], cli_env)
-    run_s, _ = timed([python, "-m", "techtouch.cli", "run", "--all", "--as-of", day, "--json"], cli_env)
+    health_s, _ = timed([python, "-m", "techtouch", "health", "--as-of", day], cli_env)
+    run_s, _ = timed([python, "-m", "techtouch", "run", "--all", "--as-of", day, "--json"], cli_env)
     cli_s = health_s + run_s
     print(f"CLI   health {health_s:6.1f} s + run --all {run_s:6.1f} s = {cli_s:6.1f} s")
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from techtouch import migrate
-from techtouch.db import make_engine
-from techtouch.importer import import_csv
-from techtouch.models import UsageDaily
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.db.models import UsageDaily
+from techtouch.services.importer import import_csv
 
 
 def write_accounts(path: Path, accounts: int) -> None:

@@ -14,9 +14,9 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from techtouch import migrate
-from techtouch.db import make_engine
-from techtouch.seed import seed
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
+from techtouch.services.seed import seed
 
 AS_OF = date(2027, 3, 1)
 

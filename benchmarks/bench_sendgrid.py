@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.fakes
 
-from techtouch.channels.base import OutboundEmail, Receipt  # noqa: E402
-from techtouch.channels.sendgrid import SendGridChannel  # noqa: E402
-from techtouch.render import Renderer, sample_context  # noqa: E402
+from techtouch.adapters.channels.base import OutboundEmail, Receipt  # noqa: E402
+from techtouch.adapters.channels.sendgrid import SendGridChannel  # noqa: E402
+from techtouch.adapters.render.renderer import Renderer, sample_context  # noqa: E402
 from tests.fakes.sendgrid_api import FakeSendGrid  # noqa: E402
 
 KEY = "SG.bench-key"

@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fake lives in tests/fakes
 
-from techtouch.channels.base import OutboundSms
-from techtouch.channels.twilio import TwilioChannel
+from techtouch.adapters.channels.base import OutboundSms
+from techtouch.adapters.channels.twilio import TwilioChannel
 from tests.fakes.twilio_api import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,

@@ -32,10 +32,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, func, select
 
-from techtouch import migrate
-from techtouch.bulk import insert_rows
-from techtouch.db import make_engine
-from techtouch.models import Account, Contact, Enrollment, Event, Touch
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.bulk import insert_rows
+from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.db.models import Account, Contact, Enrollment, Event, Touch
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2027, 3, 1, 9, tzinfo=UTC)
@@ -198,7 +198,7 @@ def start_service(url: str, public_key: str, folder: Path) -> tuple[subprocess.P
         "TECHTOUCH_SENDGRID_WEBHOOK_PUBLIC_KEY": public_key,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "techtouch.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "techtouch", "serve", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

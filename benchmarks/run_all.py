@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_import.py", "bench_seed.py", "bench_engine.py", "bench_flow.py", "bench_sendgrid.py", "bench_twilio.py", "bench_webhooks.py", "bench_crash_trials.py"]
+BENCHMARKS = [
+    "bench_import.py",
+    "bench_seed.py",
+    "bench_engine.py",
+    "bench_flow.py",
+    "bench_sendgrid.py",
+    "bench_twilio.py",
+    "bench_webhooks.py",
+    "bench_crash_trials.py",
+]
 
 if __name__ == "__main__":
     failed = 0

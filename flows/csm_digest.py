@@ -10,9 +10,9 @@ from prefect.artifacts import create_table_artifact
 
 from tasks.digest import send_csm_digests
 from tasks.runtime import runtime_settings
-from techtouch.clock import today
-from techtouch.journeys.summary import assignee_label
-from techtouch.wiring import open_engine
+from techtouch.bootstrap import open_engine
+from techtouch.domain.clock import today
+from techtouch.services.summary import assignee_label
 
 
 @flow(name="csm_digest", flow_run_name="csm_digest {as_of}")

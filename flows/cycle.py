@@ -17,10 +17,10 @@ from tasks.health import score_health
 from tasks.load_state import load_state
 from tasks.report import publish_report
 from tasks.runtime import runtime_settings
-from techtouch.clock import today
-from techtouch.journeys.runner import select_journeys
-from techtouch.shards import Shard
-from techtouch.wiring import load_journeys, open_engine
+from techtouch.bootstrap import load_journeys, open_engine
+from techtouch.domain.clock import today
+from techtouch.domain.shards import Shard
+from techtouch.services.runner import select_journeys
 
 
 def run_cycle(

@@ -32,8 +32,8 @@ def main() -> int:
 
     from rich.console import Console
 
-    from techtouch.clock import today
-    from techtouch.demo import prepare, where_results_are
+    from techtouch.domain.clock import today
+    from techtouch.entrypoints.demo import prepare, where_results_are
     from techtouch.settings import load_settings
 
     console = Console()

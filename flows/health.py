@@ -10,8 +10,8 @@ from prefect.artifacts import create_table_artifact
 
 from tasks.health import score_health
 from tasks.runtime import runtime_settings
-from techtouch.clock import today
-from techtouch.wiring import open_engine
+from techtouch.bootstrap import open_engine
+from techtouch.domain.clock import today
 
 
 @flow(name="health", flow_run_name="health {as_of}")

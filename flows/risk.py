@@ -11,9 +11,7 @@ from flows.cycle import run_cycle
 
 
 @flow(name="risk", flow_run_name="risk {as_of}", log_prints=False)
-def risk(
-    as_of: date | None = None, dry_run: bool = False, shard: int = 0, shards: int = 1
-) -> dict[str, Any]:
+def risk(as_of: date | None = None, dry_run: bool = False, shard: int = 0, shards: int = 1) -> dict[str, Any]:
     """Run the risk journey for `as_of` (default: today in the CS team's timezone).
 
     `shard`/`shards` split accounts so that several runs can share the work.

@@ -7,8 +7,8 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from tasks.retry import transient_error
-from techtouch.journeys.catalog import CompiledJourney
-from techtouch.journeys.runner import JourneyReport, RunState, advance_journey
+from techtouch.domain.catalog import CompiledJourney
+from techtouch.services.runner import JourneyReport, RunState, advance_journey
 from techtouch.settings import Settings
 
 

@@ -11,10 +11,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
-from techtouch import service
-from techtouch.journeys.catalog import CompiledJourney
-from techtouch.journeys.delivery import DeliveryReport
-from techtouch.journeys.runner import RunState
+from techtouch.domain.catalog import CompiledJourney
+from techtouch.services import day as service
+from techtouch.services.delivery import DeliveryReport
+from techtouch.services.runner import RunState
 from techtouch.settings import Settings
 
 BACKOFF = [10, 60, 300]  # seconds: a provider outage usually lasts minutes

@@ -9,9 +9,9 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from tasks.deliver import BACKOFF
-from techtouch.digest import DigestReport, send_digests
+from techtouch.bootstrap import build_channels, build_renderer
+from techtouch.services.digest import DigestReport, send_digests
 from techtouch.settings import Settings
-from techtouch.wiring import build_channels, build_renderer
 
 
 @task(name="send_digests", tags=["email"], retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)

@@ -10,10 +10,10 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from tasks.retry import transient_error
-from techtouch import reports
-from techtouch.health import compute_health
+from techtouch.bootstrap import as_of_instant
+from techtouch.services import reports
+from techtouch.services.health import compute_health
 from techtouch.settings import Settings
-from techtouch.wiring import as_of_instant
 
 
 @task(

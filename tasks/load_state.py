@@ -9,10 +9,10 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from tasks.retry import transient_error
-from techtouch import service
-from techtouch.journeys.runner import RunState
+from techtouch.domain.shards import Shard
+from techtouch.services import day as service
+from techtouch.services.runner import RunState
 from techtouch.settings import Settings
-from techtouch.shards import Shard
 
 
 @task(

@@ -10,10 +10,10 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from techtouch.journeys.delivery import DeliveryReport
-from techtouch.journeys.runner import JourneyReport
-from techtouch.journeys.summary import delivery_markdown, journey_markdown, skipped_summary, step_rows
-from techtouch.shards import Shard
+from techtouch.domain.shards import Shard
+from techtouch.services.delivery import DeliveryReport
+from techtouch.services.runner import JourneyReport
+from techtouch.services.summary import delivery_markdown, journey_markdown, skipped_summary, step_rows
 
 
 def _key(name: str, shard: Shard) -> str:

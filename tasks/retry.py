@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from techtouch.db import is_transient
+from techtouch.adapters.db.engine import is_transient
 
 
 def transient_error(task: Any, task_run: Any, state: Any) -> bool:

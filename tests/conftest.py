@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from techtouch import migrate
-from techtouch.db import make_engine
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(

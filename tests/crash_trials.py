@@ -27,15 +27,15 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, text
 
-from techtouch import service
-from techtouch.bulk import insert_rows
-from techtouch.db import make_engine
-from techtouch.feedback import apply_sendgrid_events, parse_sendgrid_events
-from techtouch.journeys.catalog import CompiledJourney
-from techtouch.models import Enrollment, Touch
-from techtouch.seed import seed
+from techtouch.adapters.db.bulk import insert_rows
+from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.db.models import Enrollment, Touch
+from techtouch.bootstrap import load_journeys
+from techtouch.domain.catalog import CompiledJourney
+from techtouch.services import day as service
+from techtouch.services.feedback import apply_sendgrid_events, parse_sendgrid_events
+from techtouch.services.seed import seed
 from techtouch.settings import Delivery, Settings
-from techtouch.wiring import load_journeys
 from tests.fakes.sendgrid_api import FakeSendGrid
 from tests.fakes.twilio_api import FakeTwilio
 
@@ -222,4 +222,3 @@ def run_trials(
         result.trials += 1
     engine.dispose()
     return result
-

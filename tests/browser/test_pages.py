@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from techtouch import migrate
-from techtouch.db import make_engine
-from techtouch.links import LinkSigner
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.render.links import LinkSigner
 from techtouch.settings import Settings
 from tests.conftest import IN_CI
 from tests.integration.journey_base import Base, account, contact
@@ -78,7 +78,7 @@ def served(engine: Engine, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
         "TECHTOUCH_SECRET_KEY": SECRET,
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "techtouch.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "techtouch", "serve", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

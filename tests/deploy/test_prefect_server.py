@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from techtouch import migrate
-from techtouch.db import make_engine
-from techtouch.seed import seed
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
+from techtouch.services.seed import seed
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))

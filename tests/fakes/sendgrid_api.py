@@ -94,8 +94,6 @@ _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 INVALID_ADDRESS = "Does not contain a valid address."
 
 
-
-
 # -- validation ---------------------------------------------------------------------------------
 
 

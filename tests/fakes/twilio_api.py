@@ -64,8 +64,6 @@ _SCHEDULE_MAX = timedelta(days=35)
 _WITHHOLD_LIMIT = 120.0  # seconds a withheld answer waits for the client to hang up
 
 
-
-
 def _phone_number(value: str) -> bool:
     """The spec's `phone-number` format, which openapi_core does not know: a number or an address.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from techtouch.seed import seed
+from techtouch.services.seed import seed
 
 AS_OF = date(2026, 11, 2)  # a Monday
 ACCOUNTS = 150

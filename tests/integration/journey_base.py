@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from techtouch.bulk import insert_rows, upsert_rows
-from techtouch.journeys.catalog import CompiledJourney, load_catalog
-from techtouch.journeys.runner import RunReport
-from techtouch.models import Account, Contact, Event, Suppression, UsageDaily
-from techtouch.service import run_day
+from techtouch.adapters.db.bulk import insert_rows, upsert_rows
+from techtouch.adapters.db.models import Account, Contact, Event, Suppression, UsageDaily
+from techtouch.domain.catalog import CompiledJourney, load_catalog
+from techtouch.services.day import run_day
+from techtouch.services.runner import RunReport
 from techtouch.settings import PROJECT_ROOT, Settings
 
 JOURNEYS = PROJECT_ROOT / "config" / "journeys"

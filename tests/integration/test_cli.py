@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[2]
 
 def techtouch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "techtouch.cli", *args],
+        [sys.executable, "-m", "techtouch", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -142,7 +142,7 @@ def test_import_run_and_list_end_to_end(cli_env: dict[str, str], imported: dict[
 def test_two_runs_at_the_same_time_create_no_duplicates(
     cli_env: dict[str, str], imported: dict[str, str]
 ) -> None:
-    command = [sys.executable, "-m", "techtouch.cli", "run", "--all", "--as-of", str(D0)]
+    command = [sys.executable, "-m", "techtouch", "run", "--all", "--as-of", str(D0)]
     runs = [
         subprocess.Popen(
             command, env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

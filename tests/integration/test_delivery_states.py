@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from techtouch import service
-from techtouch.channels.base import Receipt
-from techtouch.journeys.context import context_builder
-from techtouch.journeys.delivery import _claim, deliver
+from techtouch.adapters.channels.base import Receipt
+from techtouch.adapters.render.context import context_builder
+from techtouch.bootstrap import build_renderer, link_secret, load_journeys
+from techtouch.services import day as service
+from techtouch.services.delivery import _claim, deliver
 from techtouch.settings import Settings
-from techtouch.wiring import build_renderer, link_secret, load_journeys
 from tests.crash_trials import AS_OF, build_base
 
 NOW = datetime.now(UTC)

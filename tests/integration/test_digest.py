@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from techtouch.bulk import insert_rows
-from techtouch.channels.base import Receipt
-from techtouch.digest import collect, send_digests
-from techtouch.models import Cta
+from techtouch.adapters.channels.base import Receipt
+from techtouch.adapters.db.bulk import insert_rows
+from techtouch.adapters.db.models import Cta
+from techtouch.bootstrap import build_renderer
+from techtouch.services.digest import collect, send_digests
 from techtouch.settings import Settings
-from techtouch.wiring import build_renderer
 from tests.integration.journey_base import Base, account, contact
 
 TODAY = date(2026, 11, 24)  # a Tuesday

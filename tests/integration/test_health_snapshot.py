@@ -5,9 +5,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from techtouch.bulk import insert_rows
-from techtouch.health import compute_health
-from techtouch.models import Account, Event, HealthSnapshot, UsageDaily
+from techtouch.adapters.db.bulk import insert_rows
+from techtouch.adapters.db.models import Account, Event, HealthSnapshot, UsageDaily
+from techtouch.services.health import compute_health
 from techtouch.settings import HealthModel
 
 AS_OF = date(2027, 3, 1)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
-from techtouch.importer import ImportFailed, ImportResult, _SeenKeys, event_key, import_csv
-from techtouch.models import Account, Base, Contact, Event, Suppression, UsageDaily
+from techtouch.adapters.db.models import Account, Base, Contact, Event, Suppression, UsageDaily
+from techtouch.services.importer import ImportFailed, ImportResult, _SeenKeys, event_key, import_csv
 
 ACCOUNTS_HEADER = "account_id,name,segment,arr,start_date,renewal_date,csm_email,timezone,paused_until"
 CONTACTS_HEADER = "contact_id,account_id,name,email,phone,role,email_consent,sms_consent"

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from techtouch.bulk import insert_rows
-from techtouch.journeys.runner import run_journeys
-from techtouch.models import Account, Cta, Enrollment, Touch, UsageDaily
-from techtouch.wiring import as_of_instant
+from techtouch.adapters.db.bulk import insert_rows
+from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, UsageDaily
+from techtouch.bootstrap import as_of_instant
+from techtouch.services.runner import run_journeys
 from tests.integration.journey_base import Base, account, contact, settings_for
 
 D0 = date(2027, 1, 4)  # a Monday

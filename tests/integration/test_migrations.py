@@ -4,8 +4,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from techtouch import migrate
-from techtouch.models import Base
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.models import Base
 
 
 def test_upgrade_from_empty_reaches_head_and_matches_models(engine: Engine) -> None:

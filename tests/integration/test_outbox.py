@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from techtouch.channels import (
+from techtouch.adapters.channels import (
     EmailChannel,
     OutboundEmail,
     OutboundSms,
@@ -21,8 +21,8 @@ from techtouch.channels import (
     Receipt,
     SmsChannel,
 )
-from techtouch.channels.outbox import build_eml, safe_key
-from techtouch.render import RenderedEmail, Renderer, sample_context
+from techtouch.adapters.channels.outbox import build_eml, safe_key
+from techtouch.adapters.render.renderer import RenderedEmail, Renderer, sample_context
 
 ROOT = Path(__file__).resolve().parents[2]
 SEND_AT = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)

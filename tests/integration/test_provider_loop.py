@@ -24,10 +24,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from twilio.request_validator import RequestValidator
 
-from techtouch.journeys.state import load_engagement
-from techtouch.links import LinkSigner
+from techtouch.adapters.db.state import load_engagement
+from techtouch.adapters.render.links import LinkSigner
+from techtouch.entrypoints.web import create_app
 from techtouch.settings import Settings
-from techtouch.web import create_app
 from tests.fakes.sendgrid_api import FakeSendGrid
 from tests.fakes.twilio_api import FakeTwilio
 from tests.integration.journey_base import Base, account, contact
@@ -108,7 +108,7 @@ def client(env: dict[str, str], engine: Engine, base: Base) -> Iterator[TestClie
 
 def run(env: dict[str, str], day: date) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "techtouch.cli", "run", "--all", "--as-of", day.isoformat(), "--json"],
+        [sys.executable, "-m", "techtouch", "run", "--all", "--as-of", day.isoformat(), "--json"],
         env=env,
         cwd=ROOT,
         capture_output=True,

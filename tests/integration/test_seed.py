@@ -15,11 +15,10 @@ from email_validator import validate_email
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from techtouch import migrate
-from techtouch.bulk import insert_rows
-from techtouch.db import make_engine
-from techtouch.importer import event_key
-from techtouch.models import (
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.bulk import insert_rows
+from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.db.models import (
     Account,
     Base,
     Contact,
@@ -31,8 +30,9 @@ from techtouch.models import (
     Touch,
     UsageDaily,
 )
-from techtouch.seed import SeedRefused, _next_anniversary, seed
-from techtouch.signals import usage_signals
+from techtouch.adapters.db.signals import usage_signals
+from techtouch.services.importer import event_key
+from techtouch.services.seed import SeedRefused, _next_anniversary, seed
 from tests.conftest import POSTGRES_ADMIN_URL
 
 AS_OF = date(2027, 3, 1)

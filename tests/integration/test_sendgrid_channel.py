@@ -19,9 +19,14 @@ from typing import Any
 
 import pytest
 
-from techtouch.channels import EmailChannel, OutboundEmail
-from techtouch.channels.sendgrid import HTML_TAG, TEXT_TAG, SendGridChannel, SendGridConfigurationError
-from techtouch.render import RenderedEmail, Renderer, sample_context
+from techtouch.adapters.channels import EmailChannel, OutboundEmail
+from techtouch.adapters.channels.sendgrid import (
+    HTML_TAG,
+    TEXT_TAG,
+    SendGridChannel,
+    SendGridConfigurationError,
+)
+from techtouch.adapters.render.renderer import RenderedEmail, Renderer, sample_context
 from tests.fakes.sendgrid_api import FakeSendGrid, OpenAPIRequest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,7 +249,7 @@ def test_send_at_is_omitted_when_due_kept_when_near_and_clamped_beyond_72_hours(
         outbound(1, send_at=soon),
         outbound(2, send_at=later),
     ]
-    with caplog.at_level(logging.WARNING, logger="techtouch.channels.sendgrid"):
+    with caplog.at_level(logging.WARNING, logger="techtouch.adapters.channels.sendgrid"):
         receipts = make_channel(fake, sleeps).send(batch)
 
     assert {r.status for r in receipts} == {"sent"}  # the fake refuses send_at beyond 72 h

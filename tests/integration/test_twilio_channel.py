@@ -18,8 +18,8 @@ import requests
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from techtouch.channels.base import OutboundSms, Receipt, SmsChannel
-from techtouch.channels.twilio import Pacer, RedirectingHttpClient, TwilioChannel, TwilioChannelError
+from techtouch.adapters.channels.base import OutboundSms, Receipt, SmsChannel
+from techtouch.adapters.channels.twilio import Pacer, RedirectingHttpClient, TwilioChannel, TwilioChannelError
 from tests.fakes.twilio_api import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,

@@ -31,15 +31,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text, update
 from twilio.request_validator import RequestValidator
 
-from techtouch import feedback
-from techtouch.bulk import insert_rows
-from techtouch.journeys.state import load_contacts, load_engagement
-from techtouch.links import LinkSigner
-from techtouch.models import Account, Contact, Enrollment, Event, Suppression, Touch
+from techtouch.adapters.db.bulk import insert_rows
+from techtouch.adapters.db.models import Account, Contact, Enrollment, Event, Suppression, Touch
+from techtouch.adapters.db.signals import latest_events
+from techtouch.adapters.db.state import load_contacts, load_engagement
+from techtouch.adapters.render.links import LinkSigner
+from techtouch.bootstrap import build_channels
+from techtouch.entrypoints.web import create_app
+from techtouch.services import feedback
 from techtouch.settings import PROJECT_ROOT, Settings
-from techtouch.signals import latest_events
-from techtouch.web import create_app
-from techtouch.wiring import build_channels
 
 PUBLIC_URL = "https://cs.example.com"
 SECRET = "webhook-test-link-secret-0123456789"
@@ -576,7 +576,7 @@ def test_twilio_status_callbacks(client: TestClient, base: Engine) -> None:
 def test_the_callback_url_the_twilio_channel_sends_is_the_one_verified(
     client: TestClient, base: Engine, settings: Settings
 ) -> None:
-    """The contract with techtouch.channels.twilio: its status callback URL, signed by Twilio over
+    """The contract with techtouch.adapters.channels.twilio: its status callback URL, signed by Twilio over
     exactly that URL, passes verification and names the touch."""
     twilio_settings = settings.model_copy(
         update={"sms_channel": "twilio", "twilio_account_sid": "AC" + "0" * 32, "twilio_from": "+15005550006"}
@@ -872,7 +872,7 @@ def test_techtouch_serve(sqlite_url: str, tmp_path: Path, sendgrid_key: ec.Ellip
         "TECHTOUCH_SENDGRID_WEBHOOK_PUBLIC_KEY": public_key_b64(sendgrid_key),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "techtouch.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "techtouch", "serve", "--port", str(port)],
         env=env,
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,

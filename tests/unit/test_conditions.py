@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from techtouch.journeys.conditions import (
+from techtouch.domain.conditions import (
     MAX_DEPTH,
     MAX_LENGTH,
     Condition,

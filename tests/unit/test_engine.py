@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from techtouch.journeys.catalog import CompiledJourney, compile_journey
-from techtouch.journeys.engine import Decision, decide
-from techtouch.journeys.record import POSITION_FIELDS
-from techtouch.journeys.spec import parse_journey
+from techtouch.adapters.db.record import POSITION_FIELDS
+from techtouch.domain.catalog import CompiledJourney, compile_journey
+from techtouch.domain.decide import Decision, decide
+from techtouch.domain.spec import parse_journey
 
 LADDER_JOURNEY = """
 id: setup
@@ -187,7 +187,7 @@ def test_decide_is_vectorized_over_many_accounts() -> None:
 
 @pytest.mark.parametrize("bad", ["days_since_start >=", "unknown_name > 1"])
 def test_bad_conditions_are_located_in_the_file(bad: str) -> None:
-    from techtouch.journeys.spec import JourneyErrors
+    from techtouch.domain.spec import JourneyErrors
 
     with pytest.raises(JourneyErrors) as info:
         journey(LADDER_JOURNEY.replace('"days_since_start >= 0"', f'"{bad}"'))

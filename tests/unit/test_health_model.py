@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from techtouch.health import score_health
+from techtouch.domain.health import score_health
 from techtouch.settings import HealthModel, HealthWeights
 
 

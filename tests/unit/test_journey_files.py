@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from techtouch.journeys.catalog import load_catalog
-from techtouch.journeys.spec import JourneyErrors
+from techtouch.domain.catalog import load_catalog
+from techtouch.domain.spec import JourneyErrors
 
 GOOD = """\
 id: j

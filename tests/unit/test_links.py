@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from techtouch.links import (
+from techtouch.adapters.render.links import (
     BadToken,
     LinkSigner,
     preferences_url,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from techtouch.render import (
+from techtouch.adapters.render.renderer import (
     SMS_MAX,
     RenderedEmail,
     Renderer,

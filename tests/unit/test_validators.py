@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from techtouch import validators as v
+from techtouch.domain import validators as v
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,321 @@
+"""The schema: account state (accounts, contacts, usage, events, health) and journey state
+(enrollments, touches, CTAs, suppressions). Alembic migrations mirror this module exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite so that autoincrement works.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+SEGMENTS = ("tech_touch", "high_touch")
+ROLES = ("admin", "champion", "executive", "user")
+EVENT_TYPES = (
+    "milestone",
+    "survey",
+    "renewal_signed",
+    "unsubscribed",
+    "sms_stop",
+    "sms_start",
+    "email_bounced",
+    "email_opened",
+    "email_clicked",
+    # Provider and link feedback (techtouch.services.feedback): value = the touch key, or `<survey>:<answer>`.
+    "email_delivered",
+    "sms_delivered",
+    "survey_comment",
+)
+CHANNELS = ("email", "sms", "cta")
+CTA_STATUSES = ("open", "in_progress", "done", "snoozed")
+OPEN_CTA_STATUSES = ("open", "in_progress", "snoozed")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC on every backend and hands back aware UTC datetimes."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: techtouch stores aware datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint(_in("segment", SEGMENTS), name="segment"),
+        CheckConstraint("arr >= 0", name="arr_not_negative"),
+        Index("ix_accounts_renewal_date", "renewal_date"),
+        Index("ix_accounts_csm_email", "csm_email"),
+        Index("ix_accounts_start_date", "start_date"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[str] = mapped_column(String(16))
+    arr: Mapped[float] = mapped_column(Float)
+    start_date: Mapped[date] = mapped_column(Date)
+    renewal_date: Mapped[date | None] = mapped_column(Date)
+    csm_email: Mapped[str | None] = mapped_column(String(254))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    is_advocate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        Index("ix_contacts_phone", "phone"),  # inbound SMS (STOP/START) finds the contact by number
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(16))
+    email_consent: Mapped[bool] = mapped_column(Boolean)
+    sms_consent: Mapped[bool] = mapped_column(Boolean)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class UsageDaily(Base):
+    """One row per account and day; the primary key doubles as the scan index by account."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        CheckConstraint("active_users >= 0 AND logins >= 0 AND key_actions >= 0", name="not_negative"),
+        Index("ix_usage_daily_date", "date"),
+        # SQLite: clustered by (account_id, date), so a run's 60-day aggregate is one sequential scan.
+        {"sqlite_with_rowid": False},
+    )
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    active_users: Mapped[int] = mapped_column(Integer)
+    logins: Mapped[int] = mapped_column(Integer)
+    key_actions: Mapped[int] = mapped_column(Integer)
+
+
+class Event(Base):
+    """Something a customer did or said. `key` hashes the row so re-imports change nothing."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        Index("ix_events_account_id_type", "account_id", "type", "occurred_at"),
+        Index("ix_events_contact_id", "contact_id"),
+        Index("ix_events_type_value", "type", "value"),  # engagement events name a touch key
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32), default="import", server_default="import")
+    # Free text that goes with the event (a survey comment): kept out of `value`, which is matched on.
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class HealthSnapshot(Base):
+    """Health of one account on one day, kept so that trends exist."""
+
+    __tablename__ = "health_snapshots"
+    __table_args__ = (Index("ix_health_snapshots_as_of", "as_of"),)
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date, primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    color: Mapped[str] = mapped_column(String(8))
+    usage_score: Mapped[float] = mapped_column(Float)
+    engagement_score: Mapped[float] = mapped_column(Float)
+    sentiment_score: Mapped[float] = mapped_column(Float)
+    renewal_score: Mapped[float] = mapped_column(Float)
+    usage_change_30d: Mapped[float | None] = mapped_column(Float)
+    logins_14d: Mapped[int] = mapped_column(Integer)
+    active_users_7d: Mapped[float] = mapped_column(Float)
+    key_actions_30d: Mapped[int] = mapped_column(Integer)
+
+
+class Suppression(Base):
+    """A channel a contact must not be reached on (unsubscribed, bounced, STOP)."""
+
+    __tablename__ = "suppressions"
+
+    contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Enrollment(Base):
+    """One account in one journey and its position; `cycle` counts re-entries.
+
+    Position: `milestone` (current), `phase` (pending: waiting to start; active: ladder running),
+    `step` (rungs of the current ladder done) and `next_due` (the day the next step may happen).
+    """
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        UniqueConstraint("account_id", "journey", "cycle"),
+        Index("ix_enrollments_journey_status", "journey", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    journey: Mapped[str] = mapped_column(String(64))
+    cycle: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    entered_as_of: Mapped[date] = mapped_column(Date)
+    exited_as_of: Mapped[date | None] = mapped_column(Date)
+    exit_reason: Mapped[str | None] = mapped_column(String(64))
+    milestone: Mapped[str | None] = mapped_column(String(64))
+    phase: Mapped[str] = mapped_column(String(16), default="pending")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    next_due: Mapped[date | None] = mapped_column(Date)
+    milestone_since: Mapped[date | None] = mapped_column(Date)
+    last_touch_as_of: Mapped[date | None] = mapped_column(Date)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Touch(Base):
+    """One outbound message or CTA. `key` is written before the provider call: exactly-once intent."""
+
+    __tablename__ = "touches"
+    __table_args__ = (
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        Index("ix_touches_account_id", "account_id"),
+        Index("ix_touches_contact_id_send_at", "contact_id", "send_at"),
+        Index("ix_touches_journey_as_of", "journey", "as_of"),
+        Index("ix_touches_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    journey: Mapped[str] = mapped_column(String(64))
+    milestone: Mapped[str] = mapped_column(String(64))
+    rung: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))
+    sender: Mapped[str | None] = mapped_column(String(254))
+    template: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    as_of: Mapped[date] = mapped_column(Date)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    # Set when a delivery attempt starts (status `sending`): a crash after it is ambiguous and reconciled.
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Digest(Base):
+    """One CSM digest email for one day; `key` (digest/<recipient>/<as_of>) makes it exactly-once."""
+
+    __tablename__ = "digests"
+    __table_args__ = (Index("ix_digests_as_of", "as_of"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    as_of: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Cta(Base):
+    """A call-to-action for a human; at most one open per account and reason (partial unique index)."""
+
+    __tablename__ = "ctas"
+    __table_args__ = (
+        CheckConstraint(_in("status", CTA_STATUSES), name="status"),
+        CheckConstraint(_in("priority", ("low", "medium", "high")), name="priority"),
+        Index("ix_ctas_assignee_status", "assignee", "status"),
+        Index(
+            "uq_ctas_open_account_reason",
+            "account_id",
+            "reason",
+            unique=True,
+            sqlite_where=text(_in("status", OPEN_CTA_STATUSES)),
+            postgresql_where=text(_in("status", OPEN_CTA_STATUSES)),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id", ondelete="SET NULL"))
+    touch_key: Mapped[str | None] = mapped_column(String(200))
+    journey: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[str] = mapped_column(String(8), default="medium")
+    assignee: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    due_date: Mapped[date] = mapped_column(Date)
+    created_as_of: Mapped[date] = mapped_column(Date)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,163 @@
+"""Record a decision: enrollments, touches and CTAs in one transaction, keyed for exactly-once.
+
+Touches are inserted with ON CONFLICT (key) DO NOTHING and CTAs against the partial unique
+index (account, reason) of open CTAs, so a rerun or a concurrent run adds nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from techtouch.adapters.db.models import OPEN_CTA_STATUSES, Account, Cta, Enrollment, Touch
+from techtouch.domain.plan import Plan
+
+POSITION_FIELDS = (
+    "status",
+    "milestone",
+    "phase",
+    "step",
+    "next_due",
+    "milestone_since",
+    "entered_as_of",
+    "exited_as_of",
+    "exit_reason",
+    "last_touch_as_of",
+    "entry",
+)
+
+
+@dataclass
+class Recorded:
+    touches: int
+    ctas: int
+    deduplicated_ctas: int
+
+
+def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    return frame[columns].astype(object).where(frame[columns].notna(), None).to_dict("records")
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def record(
+    connection: Connection,
+    journey: str,
+    as_of: date,
+    positions: pd.DataFrame,
+    plan: Plan,
+    context: dict[str, dict[str, Any]],
+) -> Recorded:
+    """Write everything of one journey run; the caller owns the transaction (and the lock)."""
+    new = positions[positions["is_new"]]
+    if not new.empty:
+        rows = _records(new, ["account_id", "cycle", *POSITION_FIELDS])
+        for row in rows:
+            row["journey"] = journey
+        statement = _insert(connection, Enrollment.__table__).on_conflict_do_nothing(
+            index_elements=["account_id", "journey", "cycle"]
+        )
+        connection.execute(statement, rows)
+    old = positions[~positions["is_new"]]
+    if not old.empty:
+        rows = _records(old, ["enrollment_id", *POSITION_FIELDS])
+        for row in rows:
+            row["_id"] = int(row.pop("enrollment_id"))
+        table = Enrollment.__table__
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({f: bindparam(f) for f in POSITION_FIELDS})
+        )
+        connection.execute(statement, rows)
+
+    touches = plan.touches
+    if touches.empty:
+        return Recorded(0, 0, 0)
+    pairs = list({(a, int(c)) for a, c in zip(touches["account_id"], touches["cycle"], strict=True)})
+    ids: dict[tuple[str, int], int] = {}
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        result = connection.execute(
+            select(Enrollment.account_id, Enrollment.cycle, Enrollment.id).where(
+                Enrollment.journey == journey, tuple_(Enrollment.account_id, Enrollment.cycle).in_(chunk)
+            )
+        )
+        ids.update({(r.account_id, r.cycle): r.id for r in result})
+
+    ctas = plan.ctas.set_index("touch_key") if not plan.ctas.empty else plan.ctas
+    open_ctas = _existing_open_ctas(connection, ctas)
+    touch_rows = _records(
+        touches,
+        [
+            "key",
+            "account_id",
+            "cycle",
+            "contact_id",
+            "milestone",
+            "rung",
+            "channel",
+            "sender",
+            "template",
+            "status",
+            "send_at",
+        ],
+    )
+    for row in touch_rows:
+        row["enrollment_id"] = ids[(row["account_id"], int(row.pop("cycle")))]
+        row["journey"] = journey
+        row["as_of"] = as_of
+        if row["channel"] == "cta":
+            reason = ctas.at[row["key"], "reason"]
+            row["status"] = "deduplicated" if (row["account_id"], reason) in open_ctas else "created"
+    statement = _insert(connection, Touch.__table__).on_conflict_do_nothing(index_elements=["key"])
+    inserted = 0
+    for start in range(0, len(touch_rows), 5000):
+        inserted += connection.execute(statement, touch_rows[start : start + 5000]).rowcount or 0
+
+    created = 0
+    if not plan.ctas.empty:
+        cta_rows = _records(
+            plan.ctas,
+            ["touch_key", "account_id", "cycle", "reason", "title", "priority", "assignee", "due_date"],
+        )
+        for row in cta_rows:
+            row["enrollment_id"] = ids[(row["account_id"], int(row.pop("cycle")))]
+            row["journey"] = journey
+            row["status"] = "open"
+            row["created_as_of"] = as_of
+            row["context"] = context.get(row["account_id"], {}) | {"touch_key": row["touch_key"]}
+        statement = _insert(connection, Cta.__table__).on_conflict_do_nothing(
+            index_elements=["account_id", "reason"],
+            index_where=Cta.__table__.c.status.in_(OPEN_CTA_STATUSES),
+        )
+        for row in cta_rows:
+            created += connection.execute(statement, row).rowcount or 0
+    return Recorded(touches=inserted, ctas=created, deduplicated_ctas=len(plan.ctas) - created)
+
+
+def _existing_open_ctas(connection: Connection, ctas: pd.DataFrame) -> set[tuple[str, str]]:
+    if ctas.empty:
+        return set()
+    accounts = sorted(set(ctas["account_id"]))
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(accounts), 500):
+        result = connection.execute(
+            select(Cta.account_id, Cta.reason).where(
+                Cta.account_id.in_(accounts[start : start + 500]), Cta.status.in_(OPEN_CTA_STATUSES)
+            )
+        )
+        found |= {(r.account_id, r.reason) for r in result}
+    return found
+
+
+def flag_advocates(connection: Connection, account_ids: list[str]) -> None:
+    if account_ids:
+        connection.execute(update(Account).where(Account.id.in_(account_ids)).values(is_advocate=True))

@@ -1,0 +1,180 @@
+"""Load state: SQL → pandas frames that `decide` reads, one row per account (or contact).
+
+Account state is loaded once per run and shared by every journey; only enrollment
+position and engagement are per journey.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, select, text
+
+from techtouch.adapters.db.models import Account, Enrollment
+from techtouch.adapters.db.signals import latest_events, usage_signals
+from techtouch.domain.health import score_health
+from techtouch.domain.policy import HealthModel
+
+
+def load_accounts(connection: Connection, as_of: date, cutoff: datetime, model: HealthModel) -> pd.DataFrame:
+    """Every account with its signals, health and derived day counts, indexed by account_id."""
+    accounts = pd.read_sql_query(
+        select(
+            Account.id.label("account_id"),
+            Account.name,
+            Account.segment,
+            Account.arr,
+            Account.start_date,
+            Account.renewal_date,
+            Account.csm_email,
+            Account.timezone,
+            Account.paused_until,
+            Account.is_advocate,
+        ),
+        connection,
+        index_col="account_id",
+    )
+    frame = accounts.join(usage_signals(connection, as_of), how="left").join(
+        latest_events(connection, cutoff), how="left"
+    )
+    today = pd.Timestamp(as_of)
+    naive_cutoff = pd.Timestamp(cutoff.astimezone(UTC).replace(tzinfo=None))
+    start = pd.to_datetime(frame["start_date"])
+    renewal = pd.to_datetime(frame["renewal_date"])
+    paused_until = pd.to_datetime(frame["paused_until"])
+    frame["days_since_start"] = (today - start).dt.days
+    frame["days_to_renewal"] = (renewal - today).dt.days
+    frame["paused"] = paused_until.notna() & (paused_until > today)
+    frame["has_csm"] = frame["csm_email"].notna()
+    frame["is_advocate"] = frame["is_advocate"].astype(bool)
+    for column in (
+        "key_actions_30d",
+        "key_actions_prev_30d",
+        "key_actions_7d",
+        "logins_14d",
+        "active_days_30d",
+    ):
+        frame[column] = frame[column].fillna(0) if column in frame else 0
+    frame["active_users_7d"] = frame["active_users_7d"].fillna(0.0) if "active_users_7d" in frame else 0.0
+    frame["baseline_key_actions_7d"] = frame["key_actions_prev_30d"] * 7.0 / 30.0
+    live_at = frame["milestone_at.live"] if "milestone_at.live" in frame else pd.Series(pd.NaT, frame.index)
+    frame["days_since_live"] = (naive_cutoff - pd.to_datetime(live_at)).dt.days
+    signed_at = frame.get("renewal_signed_at", pd.Series(pd.NaT, index=frame.index))
+    # A signature counts for the renewal it precedes (within the year before renewal_date).
+    frame["renewal_signed"] = signed_at.notna() & (
+        pd.to_datetime(signed_at) >= renewal - pd.Timedelta(days=365)
+    )
+    health = score_health(frame, model)
+    frame["health"] = health["score"]
+    frame["health_color"] = health["color"]
+    return frame
+
+
+CONTACTS_SQL = text(
+    """
+    SELECT c.id AS contact_id, c.account_id, c.role, c.timezone,
+           c.email_consent, c.sms_consent, c.phone IS NOT NULL AS has_phone,
+           se.channel IS NOT NULL AS email_suppressed,
+           ss.channel IS NOT NULL AS sms_suppressed
+    FROM contacts c
+    LEFT JOIN suppressions se ON se.contact_id = c.id AND se.channel = 'email'
+    LEFT JOIN suppressions ss ON ss.contact_id = c.id AND ss.channel = 'sms'
+    """
+)
+
+
+def load_contacts(connection: Connection) -> pd.DataFrame:
+    """Contacts and whether each channel may reach them today (consent, phone, suppressions).
+
+    No names, addresses or numbers here: decisions need reachability only, and frames end up in logs.
+    """
+    frame = pd.read_sql_query(CONTACTS_SQL, connection)
+    for column in ("email_consent", "sms_consent", "has_phone", "email_suppressed", "sms_suppressed"):
+        frame[column] = frame[column].astype(bool)
+    frame["email_ok"] = frame["email_consent"] & ~frame["email_suppressed"]
+    frame["sms_ok"] = frame["sms_consent"] & frame["has_phone"] & ~frame["sms_suppressed"]
+    return frame[["contact_id", "account_id", "role", "timezone", "email_ok", "sms_ok"]]
+
+
+def reachability(contacts: pd.DataFrame, roles: list[str]) -> pd.DataFrame:
+    """Per account: how many of the journey's recipients each channel reaches."""
+    chosen = contacts[contacts["role"].isin(roles)]
+    counts = chosen.groupby("account_id")[["email_ok", "sms_ok"]].sum()
+    counts.columns = ["n_email_ok", "n_sms_ok"]
+    counts["n_recipients"] = chosen.groupby("account_id").size()
+    return counts
+
+
+ENROLLMENT_COLUMNS = [
+    "id",
+    "account_id",
+    "cycle",
+    "status",
+    "entered_as_of",
+    "exited_as_of",
+    "exit_reason",
+    "milestone",
+    "phase",
+    "step",
+    "next_due",
+    "milestone_since",
+    "last_touch_as_of",
+    "entry",
+]
+
+
+def load_enrollments(connection: Connection, journey: str) -> pd.DataFrame:
+    """The latest enrollment of each account in `journey`, indexed by account_id."""
+    columns = [getattr(Enrollment, c) for c in ENROLLMENT_COLUMNS]
+    frame = pd.read_sql_query(select(*columns).where(Enrollment.journey == journey), connection)
+    frame = frame.sort_values(["account_id", "cycle"]).drop_duplicates("account_id", keep="last")
+    return frame.set_index("account_id")
+
+
+ENGAGEMENT_SQL = text(
+    """
+    SELECT t.enrollment_id, t.milestone,
+           MAX(CASE WHEN t.status IN ('opened', 'clicked')
+                     OR e.type IN ('email_opened', 'email_clicked') THEN 1 ELSE 0 END) AS opened,
+           MAX(CASE WHEN t.status = 'clicked' OR e.type = 'email_clicked' THEN 1 ELSE 0 END) AS clicked
+    FROM touches t
+    JOIN enrollments n ON n.id = t.enrollment_id AND n.status = 'active'
+    LEFT JOIN events e ON e.value = t.key AND e.type IN ('email_opened', 'email_clicked')
+    WHERE t.journey = :journey AND t.channel = 'email'
+    GROUP BY t.enrollment_id, t.milestone
+    """
+)
+
+
+def load_engagement(connection: Connection, journey: str) -> pd.DataFrame:
+    """Opened/clicked per active enrollment and milestone (touch status or an event naming the touch)."""
+    frame = pd.read_sql_query(ENGAGEMENT_SQL, connection, params={"journey": journey})
+    frame[["opened", "clicked"]] = frame[["opened", "clicked"]].astype(bool)
+    return frame
+
+
+CAPS_SQL = text(
+    """
+    SELECT contact_id,
+           SUM(CASE WHEN as_of = :today THEN 1 ELSE 0 END) AS today,
+           COUNT(*) AS week
+    FROM touches
+    WHERE contact_id IS NOT NULL AND channel IN ('email', 'sms')
+      AND status NOT IN ('skipped', 'suppressed', 'failed', 'deferred')
+      AND as_of > :week_start AND as_of <= :today
+    GROUP BY contact_id
+    """
+)
+
+
+def load_cap_counts(connection: Connection, as_of: date) -> pd.DataFrame:
+    """Automated messages already planned per contact today and over the rolling 7 days."""
+    frame = pd.read_sql_query(
+        CAPS_SQL,
+        connection,
+        params={"today": as_of, "week_start": as_of - timedelta(days=7)},
+        index_col="contact_id",
+    )
+    return frame.astype(np.int64)

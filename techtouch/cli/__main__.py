@@ -1,5 +1,0 @@
-"""`python -m techtouch.cli`: the same command without the console script."""
-
-from techtouch.cli import main
-
-main()

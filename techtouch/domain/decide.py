@@ -1,0 +1,446 @@
+"""decide(): a pure, vectorized function of (state frame, journey, day) → new positions and actions.
+
+Loops run over the journey's milestones and rungs (a handful), never over accounts: each
+step is a boolean mask over the whole frame. Days are integer ordinals inside, so that
+waits are plain additions.
+
+Rules (DESIGN.md §3, issue "Journey engine"):
+- one action (touch, branch or goal message) per enrollment per run; a rerun of the same
+  day changes nothing (`last_touch_as_of`);
+- a rung goes out only if its milestone is still not done when the rung is due;
+- paused accounts are frozen: no touch, no escalation; the ladder resumes where it was;
+- high-touch accounts get a CTA for the CSM instead of automated email/SMS;
+- SMS needs a reachable phone, else the rung is skipped; a contact no channel reaches
+  sends the ladder straight to its CTA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from techtouch.domain.catalog import CompiledJourney, CompiledMilestone
+from techtouch.domain.spec import CtaSpec, Message, Rung
+
+ACTION_COLUMNS = [
+    "account_id",
+    "cycle",
+    "milestone",
+    "rung",
+    "kind",
+    "channel",
+    "template",
+    "sender",
+    "title",
+    "reason",
+    "priority",
+    "due_in",
+    "flag",
+]
+NONE = -1  # "no date" as an ordinal
+
+
+@dataclass
+class Decision:
+    """Positions to write (`enrollments`, one row per changed enrollment) and `actions` to take."""
+
+    journey: str
+    as_of: date
+    first_milestone: str
+    enrollments: pd.DataFrame
+    actions: pd.DataFrame
+    counts: dict[str, int]
+
+
+def _ordinal(series: pd.Series) -> np.ndarray:
+    """Dates (or None) → int ordinals (NONE for missing)."""
+    out = np.full(len(series), NONE, dtype=np.int64)
+    values = pd.to_datetime(series, errors="coerce")
+    mask = values.notna().to_numpy()
+    if mask.any():
+        out[mask] = (values[mask].to_numpy().astype("datetime64[D]").astype(np.int64)) + _EPOCH
+    return out
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+class _Run:
+    """Mutable working state of one decide() call; every attribute is a column over all rows."""
+
+    def __init__(self, frame: pd.DataFrame, journey: CompiledJourney, as_of: date):
+        self.frame = frame
+        self.journey = journey
+        self.day = as_of.toordinal()
+        self.index = frame.index
+        n = len(frame)
+        milestone_ids = [m.spec.id for m in journey.milestones]
+        status = frame["e_status"].fillna("none").to_numpy(dtype=object)
+        self.status = status.copy()
+        self.cycle = frame["e_cycle"].fillna(0).to_numpy(dtype=np.int64).copy()
+        position = (
+            pd.Categorical(frame["e_milestone"], categories=milestone_ids).codes.astype(np.int64).copy()
+        )
+        self.milestone = position
+        self.phase = frame["e_phase"].fillna("pending").to_numpy(dtype=object).copy()
+        self.step = frame["e_step"].fillna(0).to_numpy(dtype=np.int64).copy()
+        self.next_due = _ordinal(frame["e_next_due"])
+        self.since = _ordinal(frame["e_milestone_since"])
+        self.entered = _ordinal(frame["e_entered_as_of"])
+        self.exited = _ordinal(frame["e_exited_as_of"])
+        self.last_touch = _ordinal(frame["e_last_touch_as_of"])
+        self.exit_reason = frame["e_exit_reason"].to_numpy(dtype=object).copy()
+        self.entry = frame["e_entry"].to_numpy(dtype=object).copy()
+        self.is_new = np.zeros(n, dtype=bool)
+        self.changed = np.zeros(n, dtype=bool)
+        self.acted = np.zeros(n, dtype=bool)
+        self.actions: list[pd.DataFrame] = []
+        self.skipped: dict[str, int] = {"paused": 0, "sms_unreachable": 0, "unreachable": 0}
+        self.high_touch = (frame["segment"] == "high_touch").to_numpy()
+        self.email_ok = frame["n_email_ok"].fillna(0).to_numpy() > 0
+        self.sms_ok = frame["n_sms_ok"].fillna(0).to_numpy() > 0
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    # -- conditions ------------------------------------------------------------------------
+
+    def eval(self, condition: Any, milestone_index: int) -> np.ndarray:
+        """Evaluate with the enrollment-relative names (opened, days_in_milestone …) filled in."""
+        key = (id(condition), milestone_index)
+        if key not in self._cache:
+            frame = self.frame
+            view = frame.assign(
+                days_in_journey=np.where(self.entered == NONE, np.nan, self.day - self.entered),
+                days_in_milestone=np.where(self.since == NONE, np.nan, self.day - self.since),
+                **self._engagement(milestone_index),
+                **self._entry_columns(),
+            )
+            self._cache[key] = condition.evaluate(view).to_numpy(dtype=bool)
+        return self._cache[key]
+
+    def _engagement(self, milestone_index: int) -> dict[str, Any]:
+        if milestone_index < 0:
+            return {"opened": False, "clicked": False}
+        m = self.journey.milestones[milestone_index].spec.id
+        return {
+            "opened": self.frame.get(f"opened@{m}", False),
+            "clicked": self.frame.get(f"clicked@{m}", False),
+        }
+
+    def _entry_columns(self) -> dict[str, Any]:
+        return {
+            f"entry.{name}": [e.get(name) if isinstance(e, dict) else np.nan for e in self.entry]
+            for name in self.journey.entry_columns
+        }
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def add_action(self, mask: np.ndarray, **values: Any) -> None:
+        if not mask.any():
+            return
+        rows = pd.DataFrame({"account_id": self.index[mask], "cycle": self.cycle[mask]})
+        for column in ACTION_COLUMNS[2:]:
+            rows[column] = values.get(column)
+        self.actions.append(rows)
+
+    def advance(self, mask: np.ndarray, milestone_index: int) -> None:
+        """Move to the next milestone (pending its wait), or finish the journey after the last."""
+        if not mask.any():
+            return
+        milestones = self.journey.milestones
+        self.changed |= mask
+        if milestone_index + 1 < len(milestones):
+            self.milestone[mask] = milestone_index + 1
+            self.phase[mask] = "pending"
+            self.step[mask] = 0
+            self.next_due[mask] = self.day + milestones[milestone_index + 1].spec.after
+            self.since[mask] = self.day
+        else:
+            self.finish(mask, "completed", "finished")
+
+    def finish(self, mask: np.ndarray, status: str, reason: str) -> None:
+        self.status[mask] = status
+        self.exit_reason[mask] = reason
+        self.exited[mask] = self.day
+        self.changed |= mask
+
+    def fire_rung(self, mask: np.ndarray, m: CompiledMilestone, index: int) -> None:
+        """Take rung `index` for `mask`; set the next rung's due day from today."""
+        if not mask.any():
+            return
+        ladder = m.spec.ladder
+        rung = ladder[index]
+        if rung.channel == "cta":
+            self._cta_rung(mask, m, rung)
+            self._after_rung(mask, m, index)
+            return
+        first_message = next(i for i, r in enumerate(ladder) if r.channel != "cta")
+        high = mask & self.high_touch
+        # High-touch: the CSM delivers the milestone personally, once; later message rungs are silent.
+        self._personal_cta(high & (index == first_message), m)
+        reachable = self.email_ok | self.sms_ok
+        channel_ok = self.email_ok if rung.channel == "email" else self.sms_ok
+        tech = mask & ~self.high_touch
+        send = tech & channel_ok
+        self.add_action(
+            send,
+            milestone=m.spec.id,
+            rung=rung.id,
+            kind="rung",
+            channel=rung.channel,
+            template=rung.template,
+            sender=rung.sender,
+        )
+        self.acted |= send
+        nobody = tech & ~reachable
+        cta_index = m.cta_index
+        if cta_index is not None and cta_index > index:
+            self._cta_rung(nobody, m, ladder[cta_index])
+            self._after_rung(nobody, m, cta_index)
+        else:
+            self._after_rung(nobody, m, len(ladder) - 1)
+        self.skipped["unreachable"] += int(nobody.sum())
+        skip = tech & reachable & ~channel_ok
+        self.add_action(
+            skip,
+            milestone=m.spec.id,
+            rung=rung.id,
+            kind="skip",
+            channel=rung.channel,
+            template=rung.template,
+            sender=rung.sender,
+        )
+        self.skipped["sms_unreachable" if rung.channel == "sms" else "unreachable"] += int(skip.sum())
+        self._after_rung(mask & ~nobody, m, index)
+
+    def _after_rung(self, mask: np.ndarray, m: CompiledMilestone, index: int) -> None:
+        ladder = m.spec.ladder
+        self.step[mask] = index + 1
+        self.next_due[mask] = self.day + (ladder[index + 1].after if index + 1 < len(ladder) else 0)
+        self.changed |= mask
+
+    def _cta_rung(self, mask: np.ndarray, m: CompiledMilestone, rung: Rung) -> None:
+        self.cta(mask, rung, m.spec.id, rung.id, kind="rung")
+
+    def _personal_cta(self, mask: np.ndarray, m: CompiledMilestone, rung_id: str = "personal") -> None:
+        title = f"Reach out personally: {m.spec.title or m.spec.id.replace('_', ' ')}"
+        self.add_action(
+            mask,
+            milestone=m.spec.id,
+            rung=rung_id,
+            kind="rung",
+            channel="cta",
+            title=title,
+            reason=f"{self.journey.id}.{m.spec.id}",
+            priority="medium",
+        )
+        self.acted |= mask
+
+    def message(self, mask: np.ndarray, message: Message, milestone: str, rung: str, kind: str) -> None:
+        """A one-off message (branch reply, goal thank-you); high-touch gets a CTA instead."""
+        high = mask & self.high_touch
+        self.add_action(
+            high,
+            milestone=milestone,
+            rung=rung,
+            kind=kind,
+            channel="cta",
+            title=f"Personal follow-up: {rung.replace('_', ' ')}",
+            reason=f"{self.journey.id}.{milestone}.{rung}",
+            priority="medium",
+        )
+        tech = mask & ~self.high_touch
+        ok = self.email_ok if message.channel == "email" else self.sms_ok
+        self.add_action(
+            tech & ok,
+            milestone=milestone,
+            rung=rung,
+            kind=kind,
+            channel=message.channel,
+            template=message.template,
+            sender=message.sender,
+        )
+        self.add_action(
+            tech & ~ok,
+            milestone=milestone,
+            rung=rung,
+            kind="skip",
+            channel=message.channel,
+            template=message.template,
+            sender=message.sender,
+        )
+        self.acted |= mask
+
+    def cta(
+        self, mask: np.ndarray, spec: CtaSpec | Rung, milestone: str, rung: str, kind: str = "branch"
+    ) -> None:
+        """A CTA from a ladder's last rung or a branch; both carry title, reason, priority, due_in."""
+        self.add_action(
+            mask,
+            milestone=milestone,
+            rung=rung,
+            kind=kind,
+            channel="cta",
+            title=spec.title,
+            reason=spec.reason or f"{self.journey.id}.{milestone}.{rung}",
+            priority=spec.priority,
+            due_in=spec.due_in,
+            template=spec.template,
+        )
+        self.acted |= mask
+
+
+def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decision:
+    """New positions and actions for every account of `frame` (see module docstring)."""
+    run = _Run(frame, journey, as_of)
+    spec = journey.spec
+    day = run.day
+
+    # 1. Entry: audience, condition, and re-entry after an earlier enrollment ended.
+    in_audience = frame["segment"].isin(spec.audience.segments).to_numpy()
+    never = run.status == "none"
+    ended = np.isin(run.status, ["completed", "exited"])
+    after = spec.reentry.after_days
+    may_reenter = ended & (run.exited != NONE) & (after is not None) & (run.exited + (after or 0) <= day)
+    enter = in_audience & (never | may_reenter) & run.eval(journey.enter_when, -1)
+    if enter.any():
+        run.is_new |= enter
+        run.changed |= enter
+        run.status[enter] = "active"
+        run.cycle[enter] += 1
+        run.milestone[enter] = 0
+        run.phase[enter] = "pending"
+        run.step[enter] = 0
+        run.next_due[enter] = day + journey.milestones[0].spec.after
+        run.since[enter] = day
+        run.entered[enter] = day
+        run.exited[enter] = NONE
+        run.last_touch[enter] = NONE
+        run.exit_reason[enter] = None
+        captured = frame.loc[enter, list(journey.entry_columns)] if journey.entry_columns else None
+        entries = (
+            captured.astype(float).round(6).to_dict("records")
+            if captured is not None
+            else [{}] * int(enter.sum())
+        )
+        for position, values in zip(np.flatnonzero(enter), entries, strict=True):
+            run.entry[position] = {k: v for k, v in values.items() if v == v}  # drop NaN
+        run.invalidate()
+
+    active = run.status == "active"
+    paused = frame["paused"].to_numpy(dtype=bool)
+    run.skipped["paused"] = int((active & paused).sum())
+    frozen = ~active | paused | (run.last_touch >= day)
+
+    # 2. Goals end the journey (first matching goal wins), optionally with a last message.
+    for goal, condition in journey.goals:
+        hit = (run.status == "active") & ~frozen & run.eval(condition, -1)
+        if goal.message is not None:
+            run.message(hit, goal.message, "goal", goal.id, "goal")
+        run.finish(hit, "completed", goal.id)
+        frozen |= hit
+
+    # 3. Enrollments older than max_days end without a message.
+    if spec.max_days is not None:
+        late = (
+            (run.status == "active") & ~frozen & (run.entered != NONE) & (day - run.entered >= spec.max_days)
+        )
+        run.finish(late, "exited", "timeout")
+        frozen |= late
+
+    # 4. Walk milestones until nothing moves: each pass handles every milestone, vectorized.
+    for _ in range(3 * len(journey.milestones) + 3):
+        before = (run.milestone.copy(), run.phase.copy(), run.step.copy(), run.status.copy())
+        for mi, m in enumerate(journey.milestones):
+            here = (run.status == "active") & ~frozen & (run.milestone == mi)
+            if not here.any():
+                continue
+            pending = here & (run.phase == "pending") & (run.next_due <= day)
+            if m.skip_when is not None:
+                skip = pending & run.eval(m.skip_when, mi)
+                run.advance(skip, mi)
+                pending &= ~skip
+            start = pending & (run.eval(m.start_when, mi) if m.start_when is not None else True)
+            run.phase[start] = "active"
+            run.step[start] = 0
+            run.next_due[start] = day + m.spec.ladder[0].after
+            run.changed |= start
+
+            on = here & (run.phase == "active") & (run.milestone == mi) & (run.status == "active")
+            done = on & run.eval(m.done_when, mi) if m.done_when is not None else np.zeros_like(on)
+            if m.branches:
+                done &= ~run.acted  # branches act; one action per run, the rest waits for tomorrow
+                exits = np.zeros_like(done)
+                for branch, condition in m.branches:
+                    hit = done & run.eval(condition, mi)
+                    if branch.cta is not None:
+                        run.cta(hit, branch.cta, m.spec.id, f"branch_{branch.id}")
+                    if branch.message is not None:
+                        run.message(hit, branch.message, m.spec.id, f"branch_{branch.id}", "branch")
+                    if not (branch.cta or branch.message):
+                        run.acted |= hit
+                    if branch.then == "exit":
+                        exits |= hit & ~exits
+                run.finish(exits, "completed", f"{m.spec.id}_branch")
+                done &= ~exits
+            run.advance(done, mi)
+            exhausted = on & ~done & (run.step >= len(m.spec.ladder)) & (run.status == "active")
+            run.advance(exhausted, mi)
+            due = on & ~done & ~exhausted & ~run.acted & (run.next_due <= day) & (run.status == "active")
+            step_now = run.step.copy()  # firing a rung moves `step`; one rung per row per run
+            for ri in range(len(m.spec.ladder)):
+                run.fire_rung(due & (step_now == ri), m, ri)
+        after_pass = (run.milestone, run.phase, run.step, run.status)
+        if all(np.array_equal(a, b) for a, b in zip(before, after_pass, strict=True)):
+            break
+
+    run.last_touch[run.acted] = day
+    return Decision(
+        journey=journey.id,
+        as_of=as_of,
+        first_milestone=journey.milestones[0].spec.id,
+        enrollments=_positions(run),
+        actions=_actions(run),
+        counts={"entered": int(enter.sum()), "active": int((run.status == "active").sum()), **run.skipped},
+    )
+
+
+def _to_date(values: np.ndarray) -> list[date | None]:
+    return [None if v == NONE else date.fromordinal(int(v)) for v in values]
+
+
+def _positions(run: _Run) -> pd.DataFrame:
+    mask = run.changed | run.acted
+    ids = [m.spec.id for m in run.journey.milestones]
+    milestone = [ids[i] if i >= 0 else None for i in run.milestone[mask]]
+    return pd.DataFrame(
+        {
+            "account_id": run.index[mask],
+            "enrollment_id": run.frame["e_id"].to_numpy()[mask],
+            "is_new": run.is_new[mask],
+            "cycle": run.cycle[mask],
+            "status": run.status[mask],
+            "milestone": milestone,
+            "phase": run.phase[mask],
+            "step": run.step[mask],
+            "next_due": _to_date(run.next_due[mask]),
+            "milestone_since": _to_date(run.since[mask]),
+            "entered_as_of": _to_date(run.entered[mask]),
+            "exited_as_of": _to_date(run.exited[mask]),
+            "exit_reason": run.exit_reason[mask],
+            "last_touch_as_of": _to_date(run.last_touch[mask]),
+            "entry": [e if isinstance(e, dict) else {} for e in run.entry[mask]],
+        }
+    )
+
+
+def _actions(run: _Run) -> pd.DataFrame:
+    if not run.actions:
+        return pd.DataFrame(columns=ACTION_COLUMNS)
+    return pd.concat(run.actions, ignore_index=True)[ACTION_COLUMNS]

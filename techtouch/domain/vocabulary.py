@@ -1,0 +1,36 @@
+"""The names a journey condition may use (README: "Conditions"), with their kinds.
+
+The state loader (techtouch.adapters.db.state) produces exactly these columns; the condition
+compiler (techtouch.domain.conditions) type-checks against them.
+"""
+
+from __future__ import annotations
+
+ACCOUNT_NAMES: dict[str, str] = {
+    "segment": "text",
+    "arr": "number",
+    "days_since_start": "number",
+    "days_to_renewal": "number",
+    "days_since_live": "number",
+    "health": "number",
+    "health_color": "text",
+    "usage_change_30d": "number",
+    "logins_14d": "number",
+    "active_users_7d": "number",
+    "key_actions_7d": "number",
+    "key_actions_30d": "number",
+    "baseline_key_actions_7d": "number",
+    "renewal_signed": "bool",
+    "paused": "bool",
+    "is_advocate": "bool",
+    "has_csm": "bool",
+}
+ENROLLMENT_NAMES: dict[str, str] = {
+    "opened": "bool",
+    "clicked": "bool",
+    "journey_opened": "bool",
+    "journey_clicked": "bool",
+    "days_in_journey": "number",
+    "days_in_milestone": "number",
+}
+FAMILIES: dict[str, str] = {"milestone": "bool", "survey": "answer", "entry": "number"}

@@ -1,0 +1,61 @@
+"""Typer application, shared options and the error boundary (any error: message, non-zero exit)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from techtouch.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Tech-touch customer-success journeys as code.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Look at accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TECHTOUCH_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(f"bad settings: {problems}") from None
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO date (YYYY-MM-DD): {value!r}", param_hint=option) from None
+
+
+def main() -> None:
+    from techtouch.entrypoints.cli import commands, journeys, serve  # noqa: F401  (registers the commands)
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()  # click handles usage errors (exit 2); other exceptions reach us
+    except UserError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

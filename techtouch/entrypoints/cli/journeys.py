@@ -1,0 +1,257 @@
+"""Journey commands: check, preview, run, simulate, touches, ctas."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from techtouch.adapters.db.models import Cta, Touch
+from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys, open_engine
+from techtouch.domain.catalog import CompiledJourney
+from techtouch.domain.clock import today
+from techtouch.domain.spec import JourneyErrors
+from techtouch.entrypoints.cli.app import UserError, app, err, out, parse_date, settings
+
+
+def _catalog(paths: list[Path] | None = None) -> dict[str, CompiledJourney]:
+    try:
+        return load_journeys(settings(), paths)
+    except JourneyErrors as exc:
+        for error in exc.errors:
+            err.print(str(error), highlight=False, markup=False, soft_wrap=True)
+        raise UserError(f"{len(exc.errors)} problem(s) in journey files; run `techtouch check`") from None
+
+
+def _pick(catalog: dict[str, CompiledJourney], names: list[str], all_: bool) -> list[CompiledJourney]:
+    from techtouch.services.runner import UnknownJourney, select_journeys
+
+    if all_ and names:
+        raise typer.BadParameter("give journey names or --all, not both")
+    if not all_ and not names:
+        raise typer.BadParameter("name at least one journey, or --all")
+    try:
+        return select_journeys(catalog, settings(), None if all_ else names)
+    except UnknownJourney as exc:
+        raise UserError(str(exc)) from None
+
+
+@app.command("check")
+def check(
+    paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None,
+) -> None:
+    """Validate journeys and render every template they use; one `file:line:col: message` per problem."""
+    from techtouch.services.check import check_journeys
+
+    cfg = settings()
+    problems, catalog = check_journeys(cfg, list(paths) if paths else journey_paths(cfg))
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        raise typer.Exit(1)
+    for journey in catalog.values():
+        out.print(f"{journey.id} ({journey.path}): {_ladder_picture(journey)}", highlight=False, markup=False)
+    out.print(f"{len(catalog)} journeys ok")
+
+
+def _ladder_picture(journey: CompiledJourney) -> str:
+    parts = []
+    for m in journey.milestones:
+        rungs = " → ".join(f"{r.channel}{'(' + r.sender + ')' if r.sender else ''}" for r in m.spec.ladder)
+        parts.append(f"{m.spec.id}[{rungs}]")
+    return " ⇒ ".join(parts)
+
+
+@app.command("run")
+def run(
+    journeys: Annotated[list[str] | None, typer.Argument(help="journey ids")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every journey, in priority order")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="the day to run (YYYY-MM-DD)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="decide and show; write and send nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """One daily run: enter, escalate, exit; record touches and CTAs; deliver what is due."""
+    from techtouch.services.day import run_day
+    from techtouch.services.summary import report_dict, report_tables
+
+    cfg = settings()
+    day = parse_date(as_of, "--as-of") or today(cfg.zone)
+    catalog = _catalog()
+    chosen = _pick(catalog, journeys or [], all_)
+    engine = open_engine(cfg)
+    try:
+        report = run_day(engine, cfg, catalog, chosen, day, dry_run=dry_run)
+    except ConfigurationError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report_dict(report), default=str))
+        return
+    for table in report_tables(report):
+        out.print(table)
+
+
+@app.command("preview")
+def preview(
+    journey: Annotated[str, typer.Argument(help="journey id")],
+    account: Annotated[str, typer.Option("--account", help="account id")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="the day (YYYY-MM-DD)")] = None,
+) -> None:
+    """What would happen for one account and why: condition values and rendered messages."""
+    from techtouch.services.preview import preview_account, print_preview
+
+    cfg = settings()
+    day = parse_date(as_of, "--as-of") or today(cfg.zone)
+    catalog = _catalog()
+    if journey not in catalog:
+        raise UserError(f"unknown journey {journey!r}; known: {', '.join(catalog)}")
+    engine = open_engine(cfg)
+    result = preview_account(engine, cfg, catalog, catalog[journey], account, day)
+    if result is None:
+        raise UserError(f"no account with id {account!r}")
+    print_preview(out, result)
+
+
+def _rows(statement: Any) -> list[dict[str, Any]]:
+    engine = open_engine(settings())
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+TOUCH_FIELDS = (
+    "key",
+    "account_id",
+    "contact_id",
+    "journey",
+    "milestone",
+    "rung",
+    "channel",
+    "sender",
+    "template",
+    "status",
+    "as_of",
+    "send_at",
+    "provider_id",
+    "error",
+)
+CTA_FIELDS = (
+    "id",
+    "account_id",
+    "journey",
+    "reason",
+    "title",
+    "priority",
+    "assignee",
+    "status",
+    "due_date",
+    "created_as_of",
+    "context",
+    "outcome",
+)
+
+
+@app.command("touches")
+def touches(
+    account: Annotated[str | None, typer.Option("--account", help="only this account")] = None,
+    journey: Annotated[str | None, typer.Option("--journey", help="only this journey")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="only this status")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
+) -> None:
+    """Touches (messages and CTAs) recorded so far, oldest first."""
+    statement = select(*(getattr(Touch, f) for f in TOUCH_FIELDS)).order_by(Touch.id)
+    for column, value in ((Touch.account_id, account), (Touch.journey, journey), (Touch.status, status)):
+        if value:
+            statement = statement.where(column == value)
+    columns = ("as_of", "account_id", "journey", "milestone", "rung", "channel", "sender", "status")
+    _listing(statement, as_json, columns, f"touches (newest {SHOWN})", newest_last=True)
+
+
+SHOWN = 200
+
+
+def _listing(statement: Any, as_json: bool, columns: tuple[str, ...], title: str, newest_last: bool) -> None:
+    """JSON for scripts (every row, every field), a table of the newest rows for people."""
+    rows = [{k: _jsonable(v) for k, v in row.items()} for row in _rows(statement)]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(*columns, title=f"{len(rows)} {title}")
+    for row in rows[-SHOWN:] if newest_last else rows[:SHOWN]:
+        table.add_row(*(str("-" if row[k] is None else row[k]) for k in columns))
+    out.print(table)
+
+
+@app.command("ctas")
+def ctas(
+    assignee: Annotated[str | None, typer.Option("--assignee", help="a CSM email or queue:<name>")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="open, in_progress, done, snoozed")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
+) -> None:
+    """Calls-to-action for humans, newest first."""
+    statement = select(*(getattr(Cta, f) for f in CTA_FIELDS)).order_by(Cta.id.desc())
+    for column, value in ((Cta.assignee, assignee), (Cta.status, status)):
+        if value:
+            statement = statement.where(column == value)
+    columns = ("id", "due_date", "priority", "assignee", "account_id", "title", "status")
+    _listing(statement, as_json, columns, f"CTAs (newest {SHOWN})", newest_last=False)
+
+
+@app.command("simulate")
+def simulate(
+    start: Annotated[str, typer.Option("--from", help="first simulated day (YYYY-MM-DD)")],
+    days: Annotated[int, typer.Option("--days", min=1, max=730, help="how many days")],
+    journey: Annotated[list[str] | None, typer.Option("--journey", help="only these journeys")] = None,
+    accounts: Annotated[
+        int | None, typer.Option("--accounts", help="simulate on a fresh seeded base")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random seed for the base and the responses")] = 0,
+    open_rate: Annotated[float, typer.Option("--open-rate", min=0, max=1)] = 0.45,
+    click_rate: Annotated[float, typer.Option("--click-rate", min=0, max=1)] = 0.15,
+    answer_rate: Annotated[float, typer.Option("--answer-rate", min=0, max=1)] = 0.25,
+    configure_rate: Annotated[float, typer.Option("--configure-rate", min=0, max=1)] = 0.12,
+    recovery_rate: Annotated[float, typer.Option("--recovery-rate", min=0, max=1)] = 0.08,
+    as_json: Annotated[bool, typer.Option("--json", help="print the funnel as JSON")] = False,
+) -> None:
+    """Replay days on a copy of the database (or a seeded base) and forecast the funnel and CTA load."""
+    from techtouch.services.simulate import ResponseModel, print_simulation, simulate_days
+
+    cfg = settings()
+    first = parse_date(start, "--from") or today(cfg.zone)
+    catalog = _catalog()
+    chosen = _pick(catalog, journey or [], not journey)
+    model = ResponseModel(
+        open_rate=open_rate,
+        click_rate=click_rate,
+        answer_rate=answer_rate,
+        configure_rate=configure_rate,
+        recovery_rate=recovery_rate,
+        seed=seed,
+    )
+    result = simulate_days(
+        cfg,
+        catalog,
+        chosen,
+        first,
+        days,
+        model,
+        accounts=accounts,
+        progress=lambda d: err.print(f"simulated {d}", highlight=False) if not as_json else None,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), default=str))
+        return
+    print_simulation(out, result)

@@ -1,0 +1,126 @@
+"""`make demo`, library half: seed a small customer base, score it, and play the four journeys
+over the 60 days before today (with simulated customer responses), so that today's run has
+ladders mid-way, answers, exits and open CTAs. `flows/demo.py` then runs today on Prefect.
+
+Everything lands in ./demo (SQLite database and outbox), so the demo never touches a real setup.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.engine import make_engine
+from techtouch.bootstrap import as_of_instant, load_journeys
+from techtouch.domain.clock import today
+from techtouch.services import reports
+from techtouch.services.health import compute_health
+from techtouch.services.seed import seed
+from techtouch.services.simulate import ResponseModel, print_simulation, simulate_days
+from techtouch.settings import load_settings
+
+DEMO_DIR = Path("demo")
+ACCOUNTS = 500
+DAYS = 60
+
+
+def prepare(console: Console) -> tuple[Path, Path]:
+    """Seed and simulate up to yesterday; returns (database, outbox) and sets the environment."""
+    DEMO_DIR.mkdir(exist_ok=True)
+    database = DEMO_DIR / "techtouch.db"
+    outbox = DEMO_DIR / "outbox"
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        path.unlink(missing_ok=True)
+    if outbox.exists():
+        for file in sorted(outbox.rglob("*"), reverse=True):
+            file.unlink() if file.is_file() else file.rmdir()
+    os.environ["TECHTOUCH_DATABASE_URL"] = f"sqlite:///{database}"
+    os.environ["TECHTOUCH_OUTBOX_DIR"] = str(outbox)
+    os.environ.setdefault("TECHTOUCH_QUEUE_OWNER", "cs.lead@techtouch.example")
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+
+    start = today(settings.zone) - timedelta(days=DAYS)
+    console.rule(f"1. Seeding {ACCOUNTS} accounts (history up to {start})")
+    summary = seed(
+        engine, accounts=ACCOUNTS, seed=7, days=90, as_of=start, high_touch_arr=settings.high_touch_arr
+    )
+    console.print(
+        f"{summary.accounts} accounts, {summary.contacts} contacts, {summary.usage_rows:,} usage days, "
+        f"{summary.events} events"
+    )
+    scored = compute_health(engine, start, as_of_instant(settings, start), settings.health)
+    _portfolio(console, engine, start, reports.health_distribution(scored))
+
+    console.rule(
+        f"2. Playing the four journeys day by day, {start} → {start + timedelta(days=DAYS - 1)} "
+        "(library, simulated answers)"
+    )
+    catalog = load_journeys(settings)
+    result = simulate_days(
+        settings,
+        catalog,
+        list(catalog.values()),
+        start,
+        DAYS,
+        ResponseModel(seed=7),
+        in_place=True,
+        deliver=True,
+        workdir=DEMO_DIR,
+        progress=lambda day: console.print(f"  ran {day}", highlight=False) if day.day == 1 else None,
+    )
+    print_simulation(console, result)
+    return database, outbox
+
+
+def where_results_are(console: Console, database: Path, outbox: Path) -> None:
+    emails = len(list((outbox / "email").glob("*.eml"))) if (outbox / "email").exists() else 0
+    sms = sum(1 for _ in (outbox / "sms.jsonl").open()) if (outbox / "sms.jsonl").exists() else 0
+    console.print(f"outbox: {outbox}/email/*.eml ({emails} emails), {outbox}/sms.jsonl ({sms} SMS)")
+    env = f"TECHTOUCH_DATABASE_URL=sqlite:///{database} TECHTOUCH_OUTBOX_DIR={outbox}"
+    console.print("look around:")
+    for command in (
+        "techtouch ctas --status open",
+        "techtouch touches --journey renewal",
+        "techtouch accounts show A000001",
+        "techtouch preview renewal --account A000001",
+    ):
+        console.print(f"  {env} .venv/bin/{command}", highlight=False, soft_wrap=True)
+
+
+def main() -> int:
+    """Library-only demo (no Prefect): `python -m techtouch.entrypoints.demo`."""
+    console = Console()
+    database, outbox = prepare(console)
+    console.rule("3. Where the results are")
+    where_results_are(console, database, outbox)
+    return 0
+
+
+def _portfolio(console: Console, engine: object, as_of: object, distribution: dict) -> None:
+    views = reports.portfolio(engine, as_of)  # type: ignore[arg-type]
+    segments = Table("segment", "accounts", "ARR", title="Accounts by segment")
+    for segment, row in views["by_segment"].iterrows():
+        segments.add_row(str(segment), str(int(row["accounts"])), f"${row['arr']:,.0f}")
+    console.print(segments)
+    by_csm = views["by_csm"]
+    csms = Table("CSM", *by_csm.columns, title="Accounts by CSM and health")
+    for csm, row in by_csm.head(12).iterrows():
+        csms.add_row(str(csm), *(str(int(v)) for v in row))
+    console.print(csms)
+    colors = distribution["colors"]
+    console.print(
+        f"health: {colors['green']} green, {colors['yellow']} yellow, {colors['red']} red; "
+        f"{distribution['usage_drop_30pct']} accounts with usage down 30 % or more"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

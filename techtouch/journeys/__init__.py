@@ -1,1 +1,0 @@
-"""Journeys as code: spec, conditions, state, decisions."""

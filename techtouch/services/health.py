@@ -1,0 +1,64 @@
+"""Health for a day: read every account's signals, score them (domain.health), store the snapshot."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from techtouch.adapters.db.bulk import upsert_rows
+from techtouch.adapters.db.models import Account, HealthSnapshot
+from techtouch.adapters.db.signals import latest_events, usage_signals
+from techtouch.domain.health import score_health
+from techtouch.domain.policy import HealthModel
+
+
+def load_signals(engine: Engine, as_of: date, cutoff: datetime) -> pd.DataFrame:
+    """One row per account with everything `score_health` reads."""
+    with engine.connect() as connection:
+        accounts = pd.read_sql_query(
+            select(Account.id.label("account_id"), Account.start_date, Account.renewal_date),
+            connection,
+            index_col="account_id",
+        )
+        usage = usage_signals(connection, as_of)
+        events = latest_events(connection, cutoff)
+    frame = accounts.join(usage, how="left").join(events, how="left")
+    as_of_ts = pd.Timestamp(as_of)
+    renewal = pd.to_datetime(frame["renewal_date"])
+    frame["days_to_renewal"] = (renewal - as_of_ts).dt.days
+    if "renewal_signed_at" in frame.columns:
+        # A signature counts for the renewal it precedes: within the window before renewal_date.
+        window = pd.Timedelta(days=365)
+        frame["renewal_signed"] = frame["renewal_signed_at"].notna() & (
+            frame["renewal_signed_at"] >= renewal - window
+        )
+    else:
+        frame["renewal_signed"] = False
+    for column in ("key_actions_30d", "logins_14d", "active_days_30d"):
+        frame[column] = frame[column].fillna(0).astype("int64") if column in frame else 0
+    frame["active_users_7d"] = frame.get("active_users_7d", pd.Series(0.0, index=frame.index)).fillna(0.0)
+    return frame
+
+
+def compute_health(engine: Engine, as_of: date, cutoff: datetime, model: HealthModel) -> pd.DataFrame:
+    """Score every account for `as_of` and store the snapshot (re-running a day replaces it)."""
+    signals = load_signals(engine, as_of, cutoff)
+    scored = score_health(signals, model)
+    scored["usage_change_30d"] = signals["usage_change_30d"]
+    for column in ("logins_14d", "active_users_7d", "key_actions_30d"):
+        scored[column] = signals[column]
+    rows = (
+        scored.reset_index()
+        .assign(as_of=as_of)
+        .astype({"usage_change_30d": object})
+        .replace({np.nan: None})
+        .to_dict("records")
+    )
+    columns = {c.name for c in HealthSnapshot.__table__.columns}
+    rows = [{k: v for k, v in row.items() if k in columns} for row in rows]
+    with engine.begin() as connection:
+        upsert_rows(connection, HealthSnapshot.__table__, rows, key=("account_id", "as_of"))
+    return scored

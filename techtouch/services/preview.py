@@ -1,0 +1,173 @@
+"""`techtouch preview`: one account through one journey, with the reasons and the rendered messages."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from sqlalchemy import Engine
+
+from techtouch.adapters.db.state import (
+    load_accounts,
+    load_cap_counts,
+    load_contacts,
+    load_engagement,
+    load_enrollments,
+    reachability,
+)
+from techtouch.adapters.render.context import context_builder
+from techtouch.adapters.render.renderer import TemplateProblem
+from techtouch.bootstrap import as_of_instant, build_renderer, link_secret
+from techtouch.domain.catalog import CompiledJourney
+from techtouch.domain.decide import decide
+from techtouch.domain.plan import plan_touches
+from techtouch.services.runner import build_frame
+from techtouch.settings import Settings
+
+
+def preview_account(
+    engine: Engine,
+    settings: Settings,
+    catalog: dict[str, CompiledJourney],
+    journey: CompiledJourney,
+    account_id: str,
+    as_of: date,
+) -> dict[str, Any] | None:
+    run_at = as_of_instant(settings, as_of)
+    with engine.connect() as connection:
+        accounts = load_accounts(connection, as_of, run_at, settings.health)
+        if account_id not in accounts.index:
+            return None
+        contacts = load_contacts(connection)
+        caps = load_cap_counts(connection, as_of)
+        enrollments = load_enrollments(connection, journey.id)
+        engagement = load_engagement(connection, journey.id)
+    accounts = accounts.loc[[account_id]]
+    roles = list(journey.spec.recipients)
+    frame = build_frame(accounts, enrollments, engagement, reachability(contacts, roles))
+    decision = decide(frame, journey, as_of)
+    plan = plan_touches(
+        decision,
+        accounts,
+        contacts[contacts["account_id"] == account_id],
+        roles,
+        caps,
+        settings.delivery,
+        run_at,
+        settings.timezone,
+        settings.team_queue,
+    )
+
+    conditions: list[tuple[str, str, bool, dict[str, Any]]] = [
+        ("enter_when", journey.enter_when.source, *_explain(journey.enter_when, frame, account_id))
+    ]
+    for goal, condition in journey.goals:
+        conditions.append((f"goal {goal.id}", condition.source, *_explain(condition, frame, account_id)))
+    current = frame.loc[account_id].get("e_milestone")
+    for m in journey.milestones:
+        if m.spec.id != current:
+            continue
+        for label, condition in (
+            ("start_when", m.start_when),
+            ("skip_when", m.skip_when),
+            ("done_when", m.done_when),
+        ):
+            if condition is not None:
+                conditions.append(
+                    (f"{m.spec.id}.{label}", condition.source, *_explain(condition, frame, account_id))
+                )
+
+    renderer = build_renderer(settings)
+    build = context_builder(settings, accounts, catalog, link_secret(settings))
+    messages = []
+    names = _contact_names(engine, account_id)
+    for touch in plan.touches.to_dict("records"):
+        if touch["channel"] not in ("email", "sms") or touch["status"] != "pending":
+            continue
+        row = touch | {
+            "journey": journey.id,
+            "contact_name": names.get(touch["contact_id"], ""),
+            "role": None,
+        }
+        try:
+            context = build(row)
+            if touch["channel"] == "email":
+                rendered = renderer.email(touch["template"], context)
+                body = f"From: {context['sender']['name']} <{context['sender']['email']}>\n"
+                body += f"Subject: {rendered.subject}\n\n{rendered.text}"
+            else:
+                body = renderer.sms(touch["template"], context)
+        except TemplateProblem as exc:
+            body = f"cannot render: {exc}"
+        messages.append(
+            {"key": touch["key"], "channel": touch["channel"], "send_at": touch["send_at"], "body": body}
+        )
+
+    position = frame.loc[account_id]
+    return {
+        "journey": journey.id,
+        "account_id": account_id,
+        "as_of": as_of,
+        "position": {
+            k.removeprefix("e_"): position.get(k)
+            for k in ("e_status", "e_milestone", "e_phase", "e_step", "e_next_due")
+        },
+        "paused": bool(position["paused"]),
+        "conditions": conditions,
+        "actions": decision.actions.to_dict("records"),
+        "capped": account_id in plan.deferred,
+        "ctas": plan.ctas.to_dict("records"),
+        "messages": messages,
+    }
+
+
+def _explain(condition: Any, frame: pd.DataFrame, account_id: str) -> tuple[bool, dict[str, Any]]:
+    value = bool(condition.evaluate(frame.loc[[account_id]]).iloc[0])
+    return value, condition.explain(frame, account_id)
+
+
+def _contact_names(engine: Engine, account_id: str) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from techtouch.adapters.db.models import Contact
+
+    with engine.connect() as connection:
+        return dict(
+            connection.execute(select(Contact.id, Contact.name).where(Contact.account_id == account_id)).all()
+        )
+
+
+def print_preview(console: Console, result: dict[str, Any]) -> None:
+    console.print(f"[bold]{result['journey']}[/bold] for account {result['account_id']} on {result['as_of']}")
+    pos = result["position"]
+    status = pos["status"] if isinstance(pos["status"], str) else "not enrolled"
+    console.print(
+        f"position: {status}; milestone {pos['milestone']}; phase {pos['phase']}; step {pos['step']}; "
+        f"next due {pos['next_due']}{' (paused)' if result['paused'] else ''}"
+    )
+    table = Table("condition", "source", "value", "because", title="Why")
+    for label, source, value, names in result["conditions"]:
+        because = ", ".join(f"{k}={v}" for k, v in names.items())
+        table.add_row(label, source, "[green]true[/green]" if value else "[red]false[/red]", because)
+    console.print(table)
+    if not result["actions"]:
+        console.print("nothing happens today")
+    for action in result["actions"]:
+        console.print(
+            f"→ {action['kind']} {action['milestone']}.{action['rung']} via {action['channel']}"
+            + (f" ({action['title']})" if action.get("title") else "")
+        )
+    if result["capped"]:
+        console.print("the frequency cap defers these messages to a later day")
+    for message in result["messages"]:
+        console.print(
+            Panel(
+                message["body"],
+                title=f"{message['channel']} {message['key']}",
+                subtitle=f"send at {message['send_at']}",
+            )
+        )

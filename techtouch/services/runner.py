@@ -1,0 +1,269 @@
+"""One daily run: load state once, then per journey (in priority order, under a lock)
+decide → plan → record; then deliver what is pending. CLI, flows and simulator share it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from techtouch.adapters.db.record import flag_advocates, record
+from techtouch.adapters.db.state import (
+    load_accounts,
+    load_cap_counts,
+    load_contacts,
+    load_engagement,
+    load_enrollments,
+    reachability,
+)
+from techtouch.domain.catalog import CompiledJourney
+from techtouch.domain.decide import Decision, decide
+from techtouch.domain.plan import Plan, add_to_caps, plan_touches, revert_deferred
+from techtouch.domain.shards import ALL, Shard
+from techtouch.services.delivery import DeliveryReport
+from techtouch.settings import Settings
+
+
+@dataclass
+class JourneyReport:
+    journey: str
+    entered: int = 0
+    active: int = 0
+    exits: Counter[str] = field(default_factory=Counter)
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)  # milestone, rung, channel, status, count
+    ctas_created: int = 0
+    ctas_by_assignee: Counter[str] = field(default_factory=Counter)
+    skipped: dict[str, int] = field(default_factory=dict)  # paused, unreachable, sms_unreachable, cap
+    after_hours: int = 0  # messages scheduled for the recipient's next business hours
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    as_of: date
+    dry_run: bool
+    journeys: list[JourneyReport]
+    delivery: DeliveryReport | None
+    seconds: float = 0.0
+    delivery_seconds: float = 0.0
+    decisions: dict[str, tuple[Decision, Plan]] = field(default_factory=dict, repr=False)
+
+
+def ordered(catalog: dict[str, CompiledJourney], settings: Settings) -> list[CompiledJourney]:
+    """Journey priority (config overrides the file) decides who gets a contact on a capped day."""
+    return sorted(
+        catalog.values(), key=lambda j: (settings.journey_priority.get(j.id, j.spec.priority), j.id)
+    )
+
+
+class UnknownJourney(ValueError):
+    pass
+
+
+def select_journeys(
+    catalog: dict[str, CompiledJourney], settings: Settings, names: list[str] | None = None
+) -> list[CompiledJourney]:
+    """The named journeys (all when `names` is None), in priority order; unknown names are an error."""
+    unknown = [n for n in names or [] if n not in catalog]
+    if unknown:
+        raise UnknownJourney(f"unknown journey(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
+    return ordered(catalog if names is None else {n: catalog[n] for n in names}, settings)
+
+
+def journey_lock(connection: Connection, journey: str) -> None:
+    """Serialize planning for the rest of the transaction.
+
+    One lock for every journey, not one each: the frequency cap spans journeys, so two runs
+    planning different journeys at once could both give a contact today's only message.
+    PostgreSQL: a transaction-level advisory lock. SQLite: the transaction was opened with BEGIN
+    IMMEDIATE (db.py), which already holds the database's write lock. (`journey` is kept for
+    the call sites' sake: a finer lock may come back with per-journey caps.)
+    """
+    if connection.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(b"techtouch:planning").digest()[:8], "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def build_frame(
+    accounts: pd.DataFrame, enrollments: pd.DataFrame, engagement: pd.DataFrame, reach: pd.DataFrame
+) -> pd.DataFrame:
+    """Accounts x this journey's latest enrollment x engagement per milestone x reachability."""
+    frame = accounts.join(enrollments.add_prefix("e_"), how="left").join(reach, how="left")
+    if not engagement.empty and not enrollments.empty:
+        by_enrollment = enrollments.reset_index()[["id", "account_id"]].rename(
+            columns={"id": "enrollment_id"}
+        )
+        engaged = engagement.merge(by_enrollment, on="enrollment_id")
+        wide = engaged.pivot_table(
+            index="account_id", columns="milestone", values=["opened", "clicked"], aggfunc="max"
+        )
+        wide.columns = [f"{kind}@{milestone}" for kind, milestone in wide.columns]
+        frame = frame.join(wide.astype(bool), how="left")
+        engaged_columns = list(wide.columns)
+        frame[engaged_columns] = frame[engaged_columns].fillna(False).astype(bool)
+    return frame
+
+
+@dataclass
+class RunState:
+    """What every journey of one run reads: accounts (of the shard), contacts and cap counts.
+
+    Loaded once per run; `caps` grows as journeys plan, so a later journey sees the earlier ones.
+    """
+
+    as_of: date
+    run_at: datetime
+    accounts: pd.DataFrame
+    contacts: pd.DataFrame
+    caps: pd.DataFrame
+    shard: Shard = ALL
+
+
+def load_run_state(
+    engine: Engine,
+    settings: Settings,
+    as_of: date,
+    run_at: datetime,
+    *,
+    shard: Shard = ALL,
+    accounts: pd.DataFrame | None = None,
+) -> RunState:
+    with engine.connect() as connection:
+        if accounts is None:
+            accounts = load_accounts(connection, as_of, run_at, settings.health)
+        contacts = load_contacts(connection)
+        caps = load_cap_counts(connection, as_of)
+    accounts = shard.select(accounts)
+    if not shard.everything:
+        contacts = contacts[contacts["account_id"].isin(accounts.index)]
+    return RunState(as_of, run_at, accounts, contacts, caps, shard)
+
+
+def advance_journey(
+    engine: Engine, settings: Settings, journey: CompiledJourney, state: RunState, *, dry_run: bool = False
+) -> tuple[JourneyReport, Decision, Plan]:
+    """Decide, plan and record one journey in one transaction under the journey's lock.
+
+    Deciding inside the lock means a concurrent run can never record from a stale position; a
+    rerun of the same day finds the positions already moved and records nothing new.
+    """
+    t0 = time.perf_counter()
+    as_of, run_at, accounts, contacts = state.as_of, state.run_at, state.accounts, state.contacts
+    with engine.connect().execution_options(immediate=True) as connection, connection.begin():
+        journey_lock(connection, journey.id)
+        enrollments = load_enrollments(connection, journey.id)
+        if not state.shard.everything:
+            enrollments = enrollments[enrollments.index.isin(accounts.index)]
+        engagement = load_engagement(connection, journey.id)
+        reach = reachability(contacts, list(journey.spec.recipients))
+        frame = build_frame(accounts, enrollments, engagement, reach)
+        decision = decide(frame, journey, as_of)
+        # Under the lock, from the database: a run of another journey may have recorded since
+        # this run loaded its state (a dry run records nothing, so it keeps its own tally).
+        caps = state.caps if dry_run else load_cap_counts(connection, as_of)
+        plan = plan_touches(
+            decision,
+            accounts,
+            contacts,
+            list(journey.spec.recipients),
+            caps,
+            settings.delivery,
+            run_at,
+            settings.timezone,
+            settings.team_queue,
+        )
+        positions = revert_deferred(decision, plan.deferred, as_of)
+        if not dry_run:
+            record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
+            flag_advocates(connection, _advocates(journey, plan))
+    state.caps = add_to_caps(caps, plan.touches)
+    report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0)
+    return report, decision, plan
+
+
+def run_journeys(
+    engine: Engine,
+    settings: Settings,
+    journeys: list[CompiledJourney],
+    as_of: date,
+    run_at: datetime,
+    *,
+    dry_run: bool = False,
+    state: RunState | None = None,
+    shard: Shard = ALL,
+) -> RunReport:
+    """Advance `journeys` in order (records, never sends: service.run_day adds delivery).
+
+    `state` may be passed in when the caller already loaded it.
+    """
+    started = time.perf_counter()
+    if state is None:
+        state = load_run_state(engine, settings, as_of, run_at, shard=shard)
+    reports: list[JourneyReport] = []
+    decisions: dict[str, tuple[Decision, Plan]] = {}
+    for journey in journeys:
+        report, decision, plan = advance_journey(engine, settings, journey, state, dry_run=dry_run)
+        decisions[journey.id] = (decision, plan)
+        reports.append(report)
+    return RunReport(as_of, dry_run, reports, None, time.perf_counter() - started, 0.0, decisions)
+
+
+def _advocates(journey: CompiledJourney, plan: Plan) -> list[str]:
+    flagged = {f"branch_{b.id}" for m in journey.milestones for b, _ in m.branches if b.mark_advocate}
+    if not flagged or plan.touches.empty:
+        return []
+    return sorted(set(plan.touches.loc[plan.touches["rung"].isin(flagged), "account_id"]))
+
+
+def _cta_context(accounts: pd.DataFrame, plan: Plan) -> dict[str, dict[str, Any]]:
+    """What a CSM needs to act: why, health, ARR, renewal date, usage trend."""
+    if plan.ctas.empty:
+        return {}
+    rows = accounts.loc[plan.ctas["account_id"].unique()]
+    context = {}
+    for account_id, row in rows.iterrows():
+        context[str(account_id)] = {
+            "account_name": row["name"],
+            "health": None if pd.isna(row["health"]) else float(row["health"]),
+            "health_color": row["health_color"],
+            "arr": float(row["arr"]),
+            "renewal_date": None if pd.isna(row["renewal_date"]) else str(row["renewal_date"]),
+            "usage_change_30d": None
+            if pd.isna(row["usage_change_30d"])
+            else round(float(row["usage_change_30d"]), 3),
+            "logins_14d": int(row["logins_14d"]),
+        }
+    return context
+
+
+def _report(
+    journey: str, decision: Decision, plan: Plan, positions: pd.DataFrame, run_at: datetime, seconds: float
+) -> JourneyReport:
+    touches = plan.touches
+    steps = (
+        touches.groupby(["milestone", "rung", "channel", "status"]).size().rename("count").reset_index()
+        if not touches.empty
+        else pd.DataFrame(columns=["milestone", "rung", "channel", "status", "count"])
+    )
+    ctas = plan.ctas
+    exits = positions.loc[positions["status"] != "active", "exit_reason"].value_counts()
+    send_at = pd.to_datetime(touches["send_at"], utc=True) if not touches.empty else pd.Series(dtype=object)
+    return JourneyReport(
+        journey=journey,
+        entered=decision.counts["entered"],
+        active=decision.counts["active"],
+        exits=Counter({str(k): int(v) for k, v in exits.items()}),
+        steps=steps,
+        ctas_created=len(ctas),
+        ctas_by_assignee=Counter(ctas["assignee"]) if not ctas.empty else Counter(),
+        skipped={k: v for k, v in decision.counts.items() if k not in ("entered", "active")}
+        | {"cap": len(plan.deferred)},
+        after_hours=int((send_at > pd.Timestamp(run_at)).sum()) if len(send_at) else 0,
+        seconds=seconds,
+    )

@@ -1,0 +1,366 @@
+"""`techtouch simulate`: replay days on a copy with a model of how customers respond.
+
+Each simulated day: usage moves on (a week-ago copy, recovered accounts back to their
+baseline), customers respond to yesterday's messages (open, click, answer a survey),
+some configure, go live or sign their renewal, and then the real daily run decides.
+Nothing is rendered or sent: pending touches are marked sent, so a year runs in minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, bindparam, select, text, update
+
+from techtouch.adapters.db import migrate
+from techtouch.adapters.db.bulk import insert_rows, upsert_rows
+from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.db.models import Base, Event, Touch
+from techtouch.bootstrap import as_of_instant
+from techtouch.domain.catalog import CompiledJourney
+from techtouch.services.day import run_day
+from techtouch.services.runner import run_journeys
+from techtouch.settings import Settings
+
+ANSWERS: dict[str, tuple[list[str], list[float]]] = {
+    "renewal": (["likely", "unsure", "not_likely"], [0.6, 0.25, 0.15]),
+    "nps": ([str(i) for i in range(11)], [0.02, 0.01, 0.02, 0.03, 0.04, 0.05, 0.08, 0.12, 0.18, 0.2, 0.25]),
+    "csat": (["1", "2", "3", "4", "5"], [0.05, 0.07, 0.18, 0.35, 0.35]),
+    "advocate": (["yes", "no"], [0.4, 0.6]),
+}
+
+
+@dataclass(frozen=True)
+class ResponseModel:
+    open_rate: float = 0.45
+    click_rate: float = 0.15  # of all emails
+    answer_rate: float = 0.25  # of survey emails
+    configure_rate: float = 0.12  # per day, onboarding accounts not yet configured
+    live_rate: float = 0.10  # per day, configured accounts not yet live
+    recovery_rate: float = 0.08  # per day, accounts in the risk journey
+    sign_rate: float = 0.04  # per day, accounts within 30 days of renewal
+    seed: int = 0
+
+
+@dataclass
+class SimulationResult:
+    start: date
+    days: int
+    funnel: pd.DataFrame  # journey, milestone, rung, channel, touches
+    cta_load: pd.DataFrame  # assignee x ISO week
+    exits: pd.DataFrame  # journey, exit_reason, count
+    database: str
+    outbox: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "days": self.days,
+            "funnel": self.funnel.to_dict("records"),
+            "cta_load": self.cta_load.reset_index().to_dict("records"),
+            "exits": self.exits.to_dict("records"),
+            "database": self.database,
+        }
+
+
+def copy_database(source: Engine, target: Engine) -> None:
+    """Every table, parents first, in chunks: works from PostgreSQL or SQLite into SQLite."""
+    migrate.upgrade(target)
+    with source.connect() as reader, target.begin() as writer:
+        for table in Base.metadata.sorted_tables:
+            result = reader.execution_options(yield_per=20_000).execute(select(table))
+            for chunk in result.mappings().partitions(20_000):
+                insert_rows(writer, table, [dict(row) for row in chunk])
+
+
+def simulate_days(
+    settings: Settings,
+    catalog: dict[str, CompiledJourney],
+    journeys: list[CompiledJourney],
+    start: date,
+    days: int,
+    model: ResponseModel,
+    *,
+    accounts: int | None = None,
+    workdir: Path | None = None,
+    in_place: bool = False,
+    deliver: bool = False,
+    progress: Callable[[date], Any] | None = None,
+) -> SimulationResult:
+    """Replay `days` days from `start`; `in_place` runs on the configured database itself (the demo)
+    and `deliver` renders and sends through the configured channels instead of marking touches sent."""
+    folder = Path(workdir or tempfile.mkdtemp(prefix="techtouch-sim-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url if in_place else f"sqlite:///{folder / 'simulation.db'}"
+    engine = make_engine(url)
+    if in_place:
+        migrate.upgrade(engine)
+    elif accounts is not None:
+        from techtouch.services.seed import seed
+
+        migrate.upgrade(engine)
+        seed(
+            engine,
+            accounts=accounts,
+            seed=model.seed,
+            days=90,
+            as_of=start,
+            high_touch_arr=settings.high_touch_arr,
+        )
+    else:
+        source_url = settings.database_url
+        if source_url.startswith("sqlite:///") and Path(source_url.removeprefix("sqlite:///")).is_file():
+            # VACUUM INTO: a consistent copy even while a scheduled run writes; outside any transaction.
+            source = make_engine(source_url)
+            raw = source.raw_connection()
+            try:
+                raw.cursor().execute("VACUUM INTO ?", (str(folder / "simulation.db"),))
+            finally:
+                raw.close()
+                source.dispose()
+            migrate.upgrade(engine)
+        else:
+            copy_database(make_engine(source_url), engine)
+    sim_settings = settings.model_copy(update={"database_url": url})
+    rng = np.random.default_rng(model.seed)
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        advance_usage(engine, day)
+        _respond(engine, day, model, rng)
+        if deliver:
+            run_day(engine, sim_settings, catalog, journeys, day)
+        else:
+            run_journeys(engine, sim_settings, journeys, day, as_of_instant(sim_settings, day))
+            with engine.begin() as connection:
+                connection.execute(update(Touch).where(Touch.status == "pending").values(status="sent"))
+        if progress:
+            progress(day)
+    result = _summarize(engine, start, days, url, journeys)
+    engine.dispose()
+    return result
+
+
+def advance_usage(engine: Engine, day: date) -> None:
+    """Yesterday's usage: a copy of the same weekday a week before (the seeded trajectories go on)."""
+    yesterday = day - timedelta(days=1)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO usage_daily (account_id, date, active_users, logins, key_actions) "
+                "SELECT account_id, :yesterday, active_users, logins, key_actions FROM usage_daily "
+                "WHERE date = :week_before ON CONFLICT DO NOTHING"
+            ),
+            {"yesterday": yesterday, "week_before": yesterday - timedelta(days=7)},
+        )
+
+
+def _event_rows(
+    frame: pd.DataFrame, when: datetime, kind: str, values: pd.Series | str
+) -> list[dict[str, Any]]:
+    if frame.empty:
+        return []
+    values = values if isinstance(values, pd.Series) else pd.Series(values, index=frame.index)
+    rows = []
+    for (account, contact), value in zip(
+        zip(frame["account_id"], frame["contact_id"], strict=True), values, strict=True
+    ):
+        key = hashlib.sha256(
+            f"sim|{account}|{contact}|{when.isoformat()}|{kind}|{value}".encode()
+        ).hexdigest()
+        rows.append(
+            {
+                "key": key,
+                "account_id": account,
+                "contact_id": contact,
+                "occurred_at": when,
+                "type": kind,
+                "value": value,
+                "source": "simulation",
+            }
+        )
+    return rows
+
+
+def _respond(engine: Engine, day: date, model: ResponseModel, rng: np.random.Generator) -> None:
+    yesterday = day - timedelta(days=1)
+    when = datetime.combine(yesterday, time(14, 0), tzinfo=UTC)
+    with engine.begin() as connection:
+        sent = pd.read_sql_query(
+            text(
+                "SELECT key, account_id, contact_id, journey, milestone FROM touches "
+                "WHERE as_of = :d AND channel = 'email' AND status = 'sent'"
+            ),
+            connection,
+            params={"d": yesterday},
+        )
+        events: list[dict[str, Any]] = []
+        if not sent.empty:
+            draw = rng.random(len(sent))
+            clicked = draw < model.click_rate
+            opened = draw < model.open_rate
+            for status, mask in (("opened", opened & ~clicked), ("clicked", clicked)):
+                keys = sent.loc[mask, "key"].tolist()
+                if keys:
+                    connection.execute(update(Touch).where(Touch.key.in_(keys)).values(status=status))
+            survey = sent["milestone"].map(
+                {"announce": "renewal", "nps": "nps", "csat": "csat", "ask": "advocate"}
+            )
+            answering = sent[
+                survey.notna() & opened & (rng.random(len(sent)) < model.answer_rate / model.open_rate)
+            ]
+            for name, group in answering.groupby(survey[answering.index]):
+                choices, weights = ANSWERS[str(name)]
+                picked = rng.choice(choices, size=len(group), p=weights)
+                events += _event_rows(
+                    group, when, "survey", pd.Series([f"{name}:{a}" for a in picked], group.index)
+                )
+        state = pd.read_sql_query(
+            text(
+                "SELECT e.account_id, e.journey, "
+                "  EXISTS (SELECT 1 FROM events v WHERE v.account_id = e.account_id AND v.type = 'milestone' "
+                "          AND v.value = 'configured') AS configured, "
+                "  EXISTS (SELECT 1 FROM events v WHERE v.account_id = e.account_id AND v.type = 'milestone' "
+                "          AND v.value = 'live') AS live "
+                "FROM enrollments e WHERE e.status = 'active'"
+            ),
+            connection,
+        )
+        onboarding = state[state["journey"] == "onboarding"].assign(contact_id=None)
+        configure = onboarding[
+            ~onboarding["configured"].astype(bool) & (rng.random(len(onboarding)) < model.configure_rate)
+        ]
+        go_live = onboarding[
+            onboarding["configured"].astype(bool)
+            & ~onboarding["live"].astype(bool)
+            & (rng.random(len(onboarding)) < model.live_rate)
+        ]
+        events += _event_rows(configure, when, "milestone", "configured")
+        events += _event_rows(go_live, when, "milestone", "live")
+        renewal = state[state["journey"] == "renewal"].assign(contact_id=None)
+        events += _event_rows(renewal[rng.random(len(renewal)) < model.sign_rate], when, "renewal_signed", "")
+        if events:
+            upsert_rows(connection, Event.__table__, events, key=("key",), update=False)
+        risk = state[state["journey"] == "risk"]
+        recovering = risk[rng.random(len(risk)) < model.recovery_rate]["account_id"].tolist()
+        if recovering:
+            # Recovered: yesterday looks like the busiest day of their baseline month.
+            connection.execute(
+                text(
+                    "UPDATE usage_daily SET key_actions = (SELECT MAX(u.key_actions) FROM usage_daily u "
+                    "WHERE u.account_id = usage_daily.account_id AND u.date < :d30) * 2, logins = logins + 5 "
+                    "WHERE date >= :d7 AND date < :d AND account_id IN :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"d30": day - timedelta(days=30), "d7": day - timedelta(days=7), "d": day, "ids": recovering},
+            )
+
+
+def _step_order(journeys: list[CompiledJourney]) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    """Funnel rows in the order a customer meets them: journey priority, milestone, rung."""
+    order: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    for ji, journey in enumerate(journeys):
+        for mi, m in enumerate(journey.milestones):
+            for ri, rung in enumerate(m.spec.ladder):
+                order[(journey.id, m.spec.id, rung.id)] = (ji, mi, ri)
+    return order
+
+
+def _summarize(
+    engine: Engine, start: date, days: int, url: str, journeys: list[CompiledJourney]
+) -> SimulationResult:
+    with engine.connect() as connection:
+        touches = pd.read_sql_query(
+            select(
+                Touch.journey, Touch.milestone, Touch.rung, Touch.channel, Touch.status, Touch.as_of
+            ).where(Touch.as_of >= start),
+            connection,
+        )
+        ctas = pd.read_sql_query(
+            text("SELECT assignee, created_as_of FROM ctas WHERE created_as_of >= :s"),
+            connection,
+            params={"s": start},
+        )
+        exits = pd.read_sql_query(
+            text(
+                "SELECT journey, exit_reason, COUNT(*) AS count FROM enrollments WHERE exited_as_of >= :s "
+                "GROUP BY journey, exit_reason ORDER BY journey, count DESC"
+            ),
+            connection,
+            params={"s": start},
+        )
+    funnel = (
+        touches.assign(responded=touches["status"].isin(["opened", "clicked"]))
+        .groupby(["journey", "milestone", "rung", "channel"], sort=False)
+        .agg(
+            touches=("status", "size"),
+            skipped=("status", lambda s: int((s == "skipped").sum())),
+            opened=("responded", "sum"),
+        )
+        .reset_index()
+    )
+    order = _step_order(journeys)
+    journey_rank = {j.id: i for i, j in enumerate(journeys)}
+    funnel["_order"] = [
+        order.get((j, m, r), (journey_rank.get(j, 99), 98 if m == "goal" else 97, 99))
+        for j, m, r in zip(funnel["journey"], funnel["milestone"], funnel["rung"], strict=True)
+    ]
+    funnel = funnel.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    if not ctas.empty:
+        week = pd.to_datetime(ctas["created_as_of"]).dt.strftime("W%V")
+        load = pd.crosstab(ctas["assignee"].rename("assignee"), week.rename("week"))
+    else:
+        load = pd.DataFrame()
+    return SimulationResult(start=start, days=days, funnel=funnel, cta_load=load, exits=exits, database=url)
+
+
+def print_simulation(console: Console, result: SimulationResult) -> None:
+    end = result.start + timedelta(days=result.days - 1)
+    funnel = Table(
+        "journey",
+        "milestone",
+        "rung",
+        "channel",
+        "touches",
+        "skipped",
+        "opened",
+        title=f"Funnel {result.start} → {end}",
+    )
+    for row in result.funnel.itertuples():
+        funnel.add_row(
+            row.journey,
+            row.milestone,
+            row.rung,
+            row.channel,
+            str(row.touches),
+            str(row.skipped),
+            str(int(row.opened)) if row.channel == "email" else "-",
+        )
+    console.print(funnel)
+    if not result.exits.empty:
+        exits = Table("journey", "exit", "enrollments", title="Exits")
+        for row in result.exits.itertuples():
+            exits.add_row(row.journey, str(row.exit_reason), str(row.count))
+        console.print(exits)
+    if result.cta_load.empty:
+        console.print("no CTAs created")
+    else:
+        frame = result.cta_load
+        if len(frame.index) < len(frame.columns):  # few CSMs, many weeks: weeks as rows fit a terminal
+            frame = frame.T
+        load = Table(
+            frame.index.name or "", *map(str, frame.columns), "total", title="CTAs per CSM per ISO week"
+        )
+        for label, row in frame.iterrows():
+            load.add_row(str(label), *(str(int(v)) for v in row), str(int(row.sum())))
+        console.print(load)
+    console.print(f"simulated database: {result.database}")

@@ -1,0 +1,180 @@
+"""A run report for people (Rich tables) and scripts (JSON); counts only, never contact details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from techtouch.services.delivery import DeliveryReport
+from techtouch.services.runner import JourneyReport, RunReport
+
+
+def report_dict(report: RunReport) -> dict[str, Any]:
+    delivery = report.delivery
+    return {
+        "as_of": report.as_of.isoformat(),
+        "dry_run": report.dry_run,
+        "seconds": round(report.seconds, 3),
+        "journeys": [
+            {
+                "journey": j.journey,
+                "entered": j.entered,
+                "active": j.active,
+                "exits": dict(j.exits),
+                "steps": j.steps.to_dict("records"),
+                "ctas_created": j.ctas_created,
+                "ctas_by_assignee": dict(j.ctas_by_assignee),
+                "skipped": j.skipped,
+                "after_hours": j.after_hours,
+            }
+            for j in report.journeys
+        ],
+        "delivery": None
+        if delivery is None
+        else {
+            "sent": dict(delivery.sent),
+            "reconciled": delivery.reconciled,
+            "retried": delivery.retried,
+            "awaiting": delivery.awaiting,
+            "unknown": delivery.unknown,
+            "opted_out": delivery.opted_out,
+            "suppressed": delivery.suppressed,
+            "failed": delivery.failed,
+            "errors": delivery.errors[:50],
+        },
+    }
+
+
+def report_tables(report: RunReport) -> list[Table]:
+    title = (
+        f"Run for {report.as_of.isoformat()}{' (dry run: nothing written or sent)' if report.dry_run else ''}"
+    )
+    overview = Table(
+        "journey",
+        "entered",
+        "active",
+        "email",
+        "sms",
+        "cta",
+        "skipped",
+        "capped",
+        "paused",
+        "exits",
+        title=title,
+    )
+    for j in report.journeys:
+        steps = j.steps
+        by_channel = (
+            steps[steps["status"] != "skipped"].groupby("channel")["count"].sum() if len(steps) else {}
+        )
+        skipped = int(steps.loc[steps["status"] == "skipped", "count"].sum()) if len(steps) else 0
+        overview.add_row(
+            j.journey,
+            str(j.entered),
+            str(j.active),
+            *(str(int(by_channel.get(c, 0))) for c in ("email", "sms", "cta")),
+            str(skipped),
+            str(j.skipped.get("cap", 0)),
+            str(j.skipped.get("paused", 0)),
+            ", ".join(f"{k}: {v}" for k, v in sorted(j.exits.items())) or "-",
+        )
+    tables = [overview]
+    steps_table = Table("journey", "milestone", "rung", "channel", "status", "count", title="Steps taken")
+    for j in report.journeys:
+        for row in j.steps.itertuples():
+            steps_table.add_row(j.journey, row.milestone, row.rung, row.channel, row.status, str(row.count))
+    if steps_table.row_count:
+        tables.append(steps_table)
+    if report.delivery is not None:
+        d = report.delivery
+        delivery = Table("sent email", "sent sms", "reconciled", "suppressed", "failed", title="Delivery")
+        delivery.add_row(
+            str(d.sent.get("email", 0)),
+            str(d.sent.get("sms", 0)),
+            str(d.reconciled),
+            str(d.suppressed),
+            str(d.failed),
+        )
+        tables.append(delivery)
+    return tables
+
+
+def assignee_label(assignee: str) -> str:
+    """A CTA assignee as reports show it: a CSM's handle (`jane.doe`) or the queue's name.
+
+    Reports and Prefect artifacts carry no contact details; a handle is enough for CS ops.
+    """
+    return assignee.split("@", 1)[0] if "@" in assignee else assignee
+
+
+def skipped_summary(journey: JourneyReport) -> dict[str, int]:
+    """Why steps did not go out as messages today: pause, suppression or consent, cap, quiet hours."""
+    return {
+        "paused": int(journey.skipped.get("paused", 0)),
+        "suppressed or no consent": int(journey.skipped.get("unreachable", 0))
+        + int(journey.skipped.get("sms_unreachable", 0)),
+        "frequency cap (waits a day)": int(journey.skipped.get("cap", 0)),
+        "quiet hours (scheduled for business hours)": int(journey.after_hours),
+    }
+
+
+def step_rows(journey: JourneyReport) -> list[dict[str, Any]]:
+    """Counts per milestone, rung, channel and status: the table artifact of a journey run."""
+    return [
+        {
+            "milestone": str(row.milestone),
+            "rung": str(row.rung),
+            "channel": str(row.channel),
+            "status": str(row.status),
+            "count": int(row.count),
+        }
+        for row in journey.steps.itertuples()
+    ]
+
+
+def journey_markdown(journey: JourneyReport, as_of: str, dry_run: bool, scope: str) -> str:
+    """The markdown artifact of a journey run: what moved, who got CTAs, what was held back."""
+    lines = [
+        f"# {journey.journey} — {as_of}{' (dry run: nothing written or sent)' if dry_run else ''}",
+        "",
+        f"Scope: {scope}. Entered today: **{journey.entered}**; active: **{journey.active}**; "
+        f"exits: {', '.join(f'{k} {v}' for k, v in sorted(journey.exits.items())) or 'none'}.",
+        "",
+        "| milestone | rung | channel | status | count |",
+        "|---|---|---|---|---:|",
+        *(
+            f"| {r['milestone']} | {r['rung']} | {r['channel']} | {r['status']} | {r['count']} |"
+            for r in step_rows(journey)
+        ),
+        "",
+        f"## CTAs created: {journey.ctas_created}",
+        "",
+        "| assignee | CTAs |",
+        "|---|---:|",
+        *(
+            f"| {assignee_label(a)} | {n} |"
+            for a, n in sorted(journey.ctas_by_assignee.items(), key=lambda item: (-item[1], item[0]))
+        ),
+        "",
+        "## Held back",
+        "",
+        "| reason | count |",
+        "|---|---:|",
+        *(f"| {reason} | {n} |" for reason, n in skipped_summary(journey).items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def delivery_markdown(delivery: DeliveryReport, channel: str, as_of: str) -> str:
+    """What one delivery step did; failures are listed by touch key, never by address."""
+    lines = [
+        f"# Delivery ({channel}) — {as_of}",
+        "",
+        f"Sent: **{delivery.sent.get(channel, 0)}**; reconciled after a crash: {delivery.reconciled}; "
+        f"suppressed at send time: {delivery.suppressed}; failed: {delivery.failed}.",
+    ]
+    if delivery.errors:
+        lines += ["", "## Failures (first 20)", "", *(f"- `{e}`" for e in delivery.errors[:20])]
+    return "\n".join(lines) + "\n"
