@@ -17,9 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from techtouch import bootstrap
 from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
-from techtouch.bootstrap import as_of_instant, load_journeys
+from techtouch.bootstrap import load_journeys
+from techtouch.domain.clock import run_instant
 from techtouch.services.day import run_day
 from techtouch.services.runner import ordered, run_journeys
 from techtouch.services.seed import seed
@@ -38,6 +40,10 @@ SCAN = [
     "LEFT JOIN suppressions s ON s.contact_id = c.id",
     "SELECT * FROM enrollments",
 ]
+
+
+def _app(engine, settings, catalog):  # type: ignore[no-untyped-def]
+    return bootstrap.build(settings, engine=engine, catalog=catalog)
 
 
 def peak_mb() -> float:
@@ -81,7 +87,9 @@ def main() -> None:
 
     # Launch day: every eligible account enters at once (the whole base is new to techtouch).
     started = time.perf_counter()
-    report = run_journeys(engine, settings, journeys, AS_OF, as_of_instant(settings, AS_OF))
+    report = run_journeys(
+        engine, settings, journeys, AS_OF, run_instant(AS_OF, settings.zone, settings.run_time)
+    )
     decided = time.perf_counter() - started
     touches = sum(int(j.steps["count"].sum()) for j in report.journeys if len(j.steps))
     print(
@@ -90,7 +98,7 @@ def main() -> None:
     for journey in report.journeys:
         print(f"    {journey.journey:<11} {journey.seconds:5.2f} s  entered {journey.entered:>6,}")
     started = time.perf_counter()
-    delivered = run_day(engine, settings, catalog, journeys, AS_OF).delivery
+    delivered = run_day(_app(engine, settings, catalog), journeys, AS_OF).delivery
     seconds = time.perf_counter() - started
     sent = sum(delivered.sent.values()) if delivered else 0
     print(
@@ -101,14 +109,14 @@ def main() -> None:
     for offset in range(1, args.warmup + 1):
         day = AS_OF + timedelta(days=offset)
         advance_usage(engine, day)  # usage goes on as it did (the simulator's model)
-        run_journeys(engine, settings, journeys, day, as_of_instant(settings, day))
+        run_journeys(engine, settings, journeys, day, run_instant(day, settings.zone, settings.run_time))
         with engine.begin() as connection:
             connection.execute(text("UPDATE touches SET status = 'sent' WHERE status = 'pending'"))
 
     day = AS_OF + timedelta(days=args.warmup + 1)
     advance_usage(engine, day)
     started = time.perf_counter()
-    report = run_day(engine, settings, catalog, journeys, day)
+    report = run_day(_app(engine, settings, catalog), journeys, day)
     total = time.perf_counter() - started
     decided = sum(j.seconds for j in report.journeys)
     touches = sum(int(j.steps["count"].sum()) for j in report.journeys if len(j.steps))

@@ -9,8 +9,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from tasks.digest import send_csm_digests
-from tasks.runtime import runtime_settings
-from techtouch.bootstrap import open_engine
+from tasks.runtime import runtime_app
 from techtouch.domain.clock import today
 from techtouch.services.summary import assignee_label
 
@@ -18,13 +17,12 @@ from techtouch.services.summary import assignee_label
 @flow(name="csm_digest", flow_run_name="csm_digest {as_of}")
 def csm_digest(as_of: date | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Accounts without a CSM go to the team queue, whose digest goes to `queue_owner`."""
-    settings = runtime_settings()
-    day = as_of or today(settings.zone)
-    engine = open_engine(settings)
+    app = runtime_app()
+    day = as_of or today(app.settings.zone)
     try:
-        report = send_csm_digests(engine, settings, day, dry_run)
+        report = send_csm_digests(app, day, dry_run)
     finally:
-        engine.dispose()
+        app.close()
     rows = [{"assignee": assignee_label(d.assignee), **d.counts} for d in report.digests]
     create_table_artifact(
         key="csm-digest",

@@ -1,7 +1,7 @@
 """The body every journey flow shares: load state once, advance each journey, deliver, report.
 
-A plain function (not a flow) so that `daily` and the single-journey flows show the same tasks
-in the Prefect UI without a nested flow run per journey.
+A plain function (not a flow) so that `daily` and the `journey` flow show the same tasks in the
+Prefect UI without a nested flow run per journey.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from tasks.deliver import deliver_email, deliver_sms
 from tasks.health import score_health
 from tasks.load_state import load_state
 from tasks.report import publish_report
-from tasks.runtime import runtime_settings
-from techtouch.bootstrap import load_journeys, open_engine
+from tasks.runtime import runtime_app
 from techtouch.domain.clock import today
 from techtouch.domain.shards import Shard
 from techtouch.services.runner import select_journeys
@@ -33,23 +32,21 @@ def run_cycle(
     with_health: bool = False,
 ) -> dict[str, Any]:
     part = Shard(shard, shards)  # a bad shard fails the run before anything is read
-    settings = runtime_settings()
-    day = as_of or today(settings.zone)
-    catalog = load_journeys(settings)
-    chosen = select_journeys(catalog, settings, journeys)
-    logger = get_run_logger()
-    logger.info("running %s for %s on %s", ", ".join(j.id for j in chosen), day, part)
-    engine = open_engine(settings)
+    app = runtime_app()
     try:
+        day = as_of or today(app.settings.zone)
+        chosen = select_journeys(app.catalog, app.settings, journeys)
+        logger = get_run_logger()
+        logger.info("running %s for %s on %s", ", ".join(j.id for j in chosen), day, part)
         if with_health and not dry_run:
-            score_health(engine, settings, day)
-        state = load_state(engine, settings, day, part)
-        reports = [advance(engine, settings, journey, state, dry_run) for journey in chosen]
+            score_health(app, day)
+        state = load_state(app, day, part)
+        reports = [advance(app, journey, state, dry_run) for journey in chosen]
         deliveries = {}
         if not dry_run:
-            email = deliver_email.submit(engine, settings, catalog, state)
-            sms = deliver_sms.submit(engine, settings, catalog, state)
+            email = deliver_email.submit(app, state)
+            sms = deliver_sms.submit(app, state)
             deliveries = {"email": email.result(), "sms": sms.result()}
         return publish_report(day.isoformat(), dry_run, part, reports, deliveries)
     finally:
-        engine.dispose()
+        app.close()

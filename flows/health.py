@@ -9,20 +9,18 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from tasks.health import score_health
-from tasks.runtime import runtime_settings
-from techtouch.bootstrap import open_engine
+from tasks.runtime import runtime_app
 from techtouch.domain.clock import today
 
 
 @flow(name="health", flow_run_name="health {as_of}")
 def health(as_of: date | None = None) -> dict[str, Any]:
-    settings = runtime_settings()
-    day = as_of or today(settings.zone)
-    engine = open_engine(settings)
+    app = runtime_app()
+    day = as_of or today(app.settings.zone)
     try:
-        distribution = score_health(engine, settings, day)
+        distribution = score_health(app, day)
     finally:
-        engine.dispose()
+        app.close()
     create_table_artifact(
         key="health",
         table=[{"color": c, "accounts": n} for c, n in distribution["colors"].items()],

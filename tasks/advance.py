@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Engine
 
 from tasks.retry import transient_error
 from techtouch.domain.catalog import CompiledJourney
+from techtouch.services.app import App
 from techtouch.services.runner import JourneyReport, RunState, advance_journey
-from techtouch.settings import Settings
 
 
 @task(
@@ -20,10 +19,8 @@ from techtouch.settings import Settings
     retry_condition_fn=transient_error,  # the transaction rolled back, so a retry starts clean
     cache_policy=NO_CACHE,
 )
-def advance(
-    engine: Engine, settings: Settings, journey: CompiledJourney, state: RunState, dry_run: bool
-) -> JourneyReport:
-    report, _, plan = advance_journey(engine, settings, journey, state, dry_run=dry_run)
+def advance(app: App, journey: CompiledJourney, state: RunState, dry_run: bool) -> JourneyReport:
+    report, _, plan = advance_journey(app.engine, app.settings, journey, state, dry_run=dry_run)
     get_run_logger().info(
         "%s: %d entered, %d active, %d touches planned, %d CTAs%s",
         journey.id,

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Engine
 
-from techtouch.domain.catalog import CompiledJourney
 from techtouch.services import day as service
+from techtouch.services.app import App
 from techtouch.services.delivery import DeliveryReport
 from techtouch.services.runner import RunState
-from techtouch.settings import Settings
 
 BACKOFF = [10, 60, 300]  # seconds: a provider outage usually lasts minutes
 
 
-def _deliver(
-    engine: Engine, settings: Settings, catalog: dict[str, CompiledJourney], state: RunState, channel: str
-) -> DeliveryReport:
-    report = service.deliver_pending(engine, settings, catalog, state, [channel])
+def _deliver(app: App, state: RunState, channel: str) -> DeliveryReport:
+    report = service.deliver_pending(app, state, [channel])
     get_run_logger().info(
         "%s: %d sent, %d reconciled, %d suppressed at send time, %d failed",
         channel,
@@ -36,14 +32,10 @@ def _deliver(
 
 
 @task(name="deliver_email", tags=["email"], retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
-def deliver_email(
-    engine: Engine, settings: Settings, catalog: dict[str, CompiledJourney], state: RunState
-) -> DeliveryReport:
-    return _deliver(engine, settings, catalog, state, "email")
+def deliver_email(app: App, state: RunState) -> DeliveryReport:
+    return _deliver(app, state, "email")
 
 
 @task(name="deliver_sms", tags=["sms"], retries=3, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
-def deliver_sms(
-    engine: Engine, settings: Settings, catalog: dict[str, CompiledJourney], state: RunState
-) -> DeliveryReport:
-    return _deliver(engine, settings, catalog, state, "sms")
+def deliver_sms(app: App, state: RunState) -> DeliveryReport:
+    return _deliver(app, state, "sms")

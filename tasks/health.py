@@ -7,13 +7,11 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Engine
 
 from tasks.retry import transient_error
-from techtouch.bootstrap import as_of_instant
 from techtouch.services import reports
+from techtouch.services.app import App
 from techtouch.services.health import compute_health
-from techtouch.settings import Settings
 
 
 @task(
@@ -23,8 +21,8 @@ from techtouch.settings import Settings
     retry_condition_fn=transient_error,
     cache_policy=NO_CACHE,
 )
-def score_health(engine: Engine, settings: Settings, as_of: date) -> dict[str, Any]:
-    scored = compute_health(engine, as_of, as_of_instant(settings, as_of), settings.health)
+def score_health(app: App, as_of: date) -> dict[str, Any]:
+    scored = compute_health(app.engine, as_of, app.instant(as_of), app.settings.health)
     distribution = reports.health_distribution(scored)
     get_run_logger().info("health for %s: %s", as_of, distribution)
     return distribution

@@ -6,13 +6,12 @@ from datetime import date
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Engine
 
 from tasks.retry import transient_error
 from techtouch.domain.shards import Shard
 from techtouch.services import day as service
+from techtouch.services.app import App
 from techtouch.services.runner import RunState
-from techtouch.settings import Settings
 
 
 @task(
@@ -22,8 +21,8 @@ from techtouch.settings import Settings
     retry_condition_fn=transient_error,
     cache_policy=NO_CACHE,  # frames in, frames out: hashing them would cost more than the load
 )
-def load_state(engine: Engine, settings: Settings, as_of: date, shard: Shard) -> RunState:
-    state = service.load_state(engine, settings, as_of, shard)
+def load_state(app: App, as_of: date, shard: Shard) -> RunState:
+    state = service.load_state(app, as_of, shard)
     get_run_logger().info(
         "loaded %d accounts (%s) and %d contacts for %s",
         len(state.accounts),

@@ -11,6 +11,8 @@ import os
 
 from prefect.blocks.system import Secret
 
+from techtouch import bootstrap
+from techtouch.services.app import App
 from techtouch.settings import Settings, load_settings
 
 SECRET_BLOCKS = {
@@ -38,3 +40,11 @@ def runtime_settings() -> Settings:
         if value is not None:
             found[field] = value
     return load_settings(**found)
+
+
+def runtime_app() -> App:
+    """The flow run's App: one engine and one set of adapters for all of its tasks.
+
+    The schema is checked, never migrated: `techtouch db upgrade` is a deploy step (README).
+    """
+    return bootstrap.build(runtime_settings())

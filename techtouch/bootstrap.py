@@ -1,8 +1,11 @@
-"""The composition root: the one place that turns Settings into an engine, channels and a renderer."""
+"""The composition root: the one place that turns Settings into an App (engine, journeys, adapters).
+
+Entry points (CLI, web service, Prefect flows, the demo) call `build()` once and hand the App
+down; nothing else constructs engines, channels or renderers.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +15,49 @@ from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.render.renderer import Renderer
 from techtouch.domain.catalog import CompiledJourney, load_catalog
-from techtouch.domain.clock import run_instant
-from techtouch.settings import Settings
+from techtouch.services.app import App, ConfigurationError, Parts
+from techtouch.settings import Settings, load_settings
 
-
-def open_engine(settings: Settings, *, upgrade: bool = True) -> Engine:
-    """An engine on the configured database, migrated to head when it is behind."""
-    engine = make_engine(settings.database_url)
-    if upgrade and not migrate.is_current(engine):
-        migrate.upgrade(engine)
-    return engine
-
-
-def as_of_instant(settings: Settings, as_of: date) -> datetime:
-    return run_instant(as_of, settings.zone, settings.run_time)
-
-
-class ConfigurationError(ValueError):
-    """Settings that cannot work together; the message says what to set."""
-
+__all__ = ["App", "ConfigurationError", "build", "journey_paths"]
 
 INSECURE_DEV_SECRET = b"techtouch-insecure-development-secret"
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    journeys: list[Path] | None = None,
+    check_schema: bool = True,
+    engine: Engine | None = None,
+    catalog: dict[str, CompiledJourney] | None = None,
+) -> App:
+    """An App on the configured database.
+
+    `check_schema` refuses a database whose schema is behind the code (SchemaOutdated says to run
+    `techtouch db upgrade`); migrations are an explicit step, never a side effect of a command.
+    `engine` reuses one the caller already has on the same database, `catalog` journeys it
+    already compiled (tests, benchmarks).
+    """
+    settings = settings or load_settings()
+    own = engine is None
+    engine = engine if engine is not None else make_engine(settings.database_url)
+    if check_schema:
+        try:
+            migrate.require_current(engine)
+        except Exception:
+            if own:
+                engine.dispose()
+            raise
+    return App(
+        settings,
+        engine,
+        Parts(
+            catalog=(lambda: catalog) if catalog is not None else (lambda: load_journeys(settings, journeys)),
+            renderer=lambda: Renderer(settings.templates_dir),
+            link_secret=lambda: link_secret(settings),
+            channels=lambda: build_channels(settings),
+        ),
+    )
 
 
 def link_secret(settings: Settings) -> bytes:
@@ -89,7 +114,3 @@ def build_channels(settings: Settings) -> tuple[Any, Any]:
     else:
         sms = OutboxSmsChannel(settings.outbox_dir)
     return email, sms
-
-
-def build_renderer(settings: Settings) -> Renderer:
-    return Renderer(settings.templates_dir)

@@ -88,7 +88,11 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> dict[str, str]:
-    """Environment for CLI runs: this test's database and outbox, nothing inherited."""
+    """Environment for CLI runs: this test's database (migrated, as `techtouch db upgrade` would)
+    and outbox, nothing inherited."""
+    upgraded = make_engine(db_url)
+    migrate.upgrade(upgraded)
+    upgraded.dispose()
     values = {
         "TECHTOUCH_DATABASE_URL": db_url,
         "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, text
 
+from techtouch import bootstrap
 from techtouch.adapters.db.bulk import insert_rows
 from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.db.models import Enrollment, Touch
@@ -121,12 +122,12 @@ def build_base(engine: Engine, accounts: int = 40) -> int:
 
 
 def deliver(url: str, settings: Settings, catalog: dict[str, CompiledJourney]) -> None:
-    engine = make_engine(url)
+    app = bootstrap.build(settings, engine=make_engine(url), catalog=catalog)
     try:
-        state = service.load_state(engine, settings, AS_OF)
-        service.deliver_pending(engine, settings, catalog, state)
+        state = service.load_state(app, AS_OF)
+        service.deliver_pending(app, state)
     finally:
-        engine.dispose()
+        app.close()
 
 
 def reset(engine: Engine, sendgrid: FakeSendGrid, twilio: FakeTwilio) -> None:

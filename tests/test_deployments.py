@@ -49,10 +49,10 @@ def test_names_are_unique_and_the_daily_cycle_and_digest_are_scheduled() -> None
         "daily/morning",
         "csm_digest/weekdays",
         "health/morning",
-        "onboarding/morning",
-        "renewal/morning",
-        "risk/morning",
-        "advocacy/morning",
+        "journey/onboarding",
+        "journey/renewal",
+        "journey/risk",
+        "journey/advocacy",
     } == set(names)
     active = {full_name(d): d["schedules"][0] for d in DEPLOYMENTS if d["schedules"][0]["active"]}
     assert set(active) == {"daily/morning", "csm_digest/weekdays"}
@@ -64,3 +64,11 @@ def test_no_secret_is_written_in_the_file() -> None:
     text = (ROOT / "prefect.yaml").read_text().lower()
     for word in ("api_key:", "auth_token:", "secret_key:", "password"):
         assert word not in text
+
+
+def test_every_shipped_journey_has_a_deployment_of_the_one_journey_flow() -> None:
+    """A journey is data: its deployment only names it, and no journey has Python of its own."""
+    journeys = {p.stem for p in (ROOT / "config" / "journeys").glob("*.yaml")}
+    named = {d["parameters"]["name"] for d in DEPLOYMENTS if d["entrypoint"] == "flows/journey.py:journey"}
+    assert named == journeys
+    assert not {f"{j}.py" for j in journeys} & {p.name for p in (ROOT / "flows").glob("*.py")}

@@ -15,14 +15,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from techtouch import bootstrap
 from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
-from techtouch.bootstrap import as_of_instant, load_journeys
 from techtouch.domain.clock import today
+from techtouch.entrypoints.cli.views import print_simulation
 from techtouch.services import reports
 from techtouch.services.health import compute_health
 from techtouch.services.seed import seed
-from techtouch.services.simulate import ResponseModel, print_simulation, simulate_days
+from techtouch.services.simulate import ResponseModel, simulate_days
 from techtouch.settings import load_settings
 
 DEMO_DIR = Path("demo")
@@ -44,8 +45,12 @@ def prepare(console: Console) -> tuple[Path, Path]:
     os.environ["TECHTOUCH_OUTBOX_DIR"] = str(outbox)
     os.environ.setdefault("TECHTOUCH_QUEUE_OWNER", "cs.lead@techtouch.example")
     settings = load_settings()
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
+    # The one explicit migration step of the demo (commands and flows refuse an outdated schema).
+    upgrading = make_engine(settings.database_url)
+    migrate.upgrade(upgrading)
+    upgrading.dispose()
+    app = bootstrap.build(settings)
+    engine = app.engine
 
     start = today(settings.zone) - timedelta(days=DAYS)
     console.rule(f"1. Seeding {ACCOUNTS} accounts (history up to {start})")
@@ -56,18 +61,16 @@ def prepare(console: Console) -> tuple[Path, Path]:
         f"{summary.accounts} accounts, {summary.contacts} contacts, {summary.usage_rows:,} usage days, "
         f"{summary.events} events"
     )
-    scored = compute_health(engine, start, as_of_instant(settings, start), settings.health)
+    scored = compute_health(engine, start, app.instant(start), settings.health)
     _portfolio(console, engine, start, reports.health_distribution(scored))
 
     console.rule(
         f"2. Playing the four journeys day by day, {start} → {start + timedelta(days=DAYS - 1)} "
         "(library, simulated answers)"
     )
-    catalog = load_journeys(settings)
     result = simulate_days(
-        settings,
-        catalog,
-        list(catalog.values()),
+        app,
+        list(app.catalog.values()),
         start,
         DAYS,
         ResponseModel(seed=7),

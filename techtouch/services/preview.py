@@ -6,9 +6,6 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 from sqlalchemy import Engine
 
 from techtouch.adapters.db.state import (
@@ -21,23 +18,21 @@ from techtouch.adapters.db.state import (
 )
 from techtouch.adapters.render.context import context_builder
 from techtouch.adapters.render.renderer import TemplateProblem
-from techtouch.bootstrap import as_of_instant, build_renderer, link_secret
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.decide import decide
 from techtouch.domain.plan import plan_touches
+from techtouch.services.app import App
 from techtouch.services.runner import build_frame
-from techtouch.settings import Settings
 
 
 def preview_account(
-    engine: Engine,
-    settings: Settings,
-    catalog: dict[str, CompiledJourney],
+    app: App,
     journey: CompiledJourney,
     account_id: str,
     as_of: date,
 ) -> dict[str, Any] | None:
-    run_at = as_of_instant(settings, as_of)
+    engine, settings = app.engine, app.settings
+    run_at = app.instant(as_of)
     with engine.connect() as connection:
         accounts = load_accounts(connection, as_of, run_at, settings.health)
         if account_id not in accounts.index:
@@ -81,8 +76,8 @@ def preview_account(
                     (f"{m.spec.id}.{label}", condition.source, *_explain(condition, frame, account_id))
                 )
 
-    renderer = build_renderer(settings)
-    build = context_builder(settings, accounts, catalog, link_secret(settings))
+    renderer = app.renderer
+    build = context_builder(settings, accounts, app.catalog, app.link_secret)
     messages = []
     names = _contact_names(engine, account_id)
     for touch in plan.touches.to_dict("records"):
@@ -138,36 +133,4 @@ def _contact_names(engine: Engine, account_id: str) -> dict[str, str]:
     with engine.connect() as connection:
         return dict(
             connection.execute(select(Contact.id, Contact.name).where(Contact.account_id == account_id)).all()
-        )
-
-
-def print_preview(console: Console, result: dict[str, Any]) -> None:
-    console.print(f"[bold]{result['journey']}[/bold] for account {result['account_id']} on {result['as_of']}")
-    pos = result["position"]
-    status = pos["status"] if isinstance(pos["status"], str) else "not enrolled"
-    console.print(
-        f"position: {status}; milestone {pos['milestone']}; phase {pos['phase']}; step {pos['step']}; "
-        f"next due {pos['next_due']}{' (paused)' if result['paused'] else ''}"
-    )
-    table = Table("condition", "source", "value", "because", title="Why")
-    for label, source, value, names in result["conditions"]:
-        because = ", ".join(f"{k}={v}" for k, v in names.items())
-        table.add_row(label, source, "[green]true[/green]" if value else "[red]false[/red]", because)
-    console.print(table)
-    if not result["actions"]:
-        console.print("nothing happens today")
-    for action in result["actions"]:
-        console.print(
-            f"→ {action['kind']} {action['milestone']}.{action['rung']} via {action['channel']}"
-            + (f" ({action['title']})" if action.get("title") else "")
-        )
-    if result["capped"]:
-        console.print("the frequency cap defers these messages to a later day")
-    for message in result["messages"]:
-        console.print(
-            Panel(
-                message["body"],
-                title=f"{message['channel']} {message['key']}",
-                subtitle=f"send at {message['send_at']}",
-            )
         )

@@ -198,7 +198,7 @@ def run_journeys(
     state: RunState | None = None,
     shard: Shard = ALL,
 ) -> RunReport:
-    """Advance `journeys` in order (records, never sends: service.run_day adds delivery).
+    """Advance `journeys` in order (records, never sends: services.day.run_day adds delivery).
 
     `state` may be passed in when the caller already loaded it.
     """

@@ -18,19 +18,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine, bindparam, select, text, update
 
 from techtouch.adapters.db import migrate
 from techtouch.adapters.db.bulk import insert_rows, upsert_rows
 from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.db.models import Base, Event, Touch
-from techtouch.bootstrap import as_of_instant
 from techtouch.domain.catalog import CompiledJourney
+from techtouch.services.app import App
 from techtouch.services.day import run_day
 from techtouch.services.runner import run_journeys
-from techtouch.settings import Settings
 
 ANSWERS: dict[str, tuple[list[str], list[float]]] = {
     "renewal": (["likely", "unsure", "not_likely"], [0.6, 0.25, 0.15]),
@@ -85,8 +82,7 @@ def copy_database(source: Engine, target: Engine) -> None:
 
 
 def simulate_days(
-    settings: Settings,
-    catalog: dict[str, CompiledJourney],
+    app: App,
     journeys: list[CompiledJourney],
     start: date,
     days: int,
@@ -100,6 +96,7 @@ def simulate_days(
 ) -> SimulationResult:
     """Replay `days` days from `start`; `in_place` runs on the configured database itself (the demo)
     and `deliver` renders and sends through the configured channels instead of marking touches sent."""
+    settings = app.settings
     folder = Path(workdir or tempfile.mkdtemp(prefix="techtouch-sim-"))
     folder.mkdir(parents=True, exist_ok=True)
     url = settings.database_url if in_place else f"sqlite:///{folder / 'simulation.db'}"
@@ -133,15 +130,16 @@ def simulate_days(
         else:
             copy_database(make_engine(source_url), engine)
     sim_settings = settings.model_copy(update={"database_url": url})
+    sim = app.on(engine, sim_settings)
     rng = np.random.default_rng(model.seed)
     for offset in range(days):
         day = start + timedelta(days=offset)
         advance_usage(engine, day)
         _respond(engine, day, model, rng)
         if deliver:
-            run_day(engine, sim_settings, catalog, journeys, day)
+            run_day(sim, journeys, day)
         else:
-            run_journeys(engine, sim_settings, journeys, day, as_of_instant(sim_settings, day))
+            run_journeys(engine, sim_settings, journeys, day, sim.instant(day))
             with engine.begin() as connection:
                 connection.execute(update(Touch).where(Touch.status == "pending").values(status="sent"))
         if progress:
@@ -321,46 +319,3 @@ def _summarize(
     else:
         load = pd.DataFrame()
     return SimulationResult(start=start, days=days, funnel=funnel, cta_load=load, exits=exits, database=url)
-
-
-def print_simulation(console: Console, result: SimulationResult) -> None:
-    end = result.start + timedelta(days=result.days - 1)
-    funnel = Table(
-        "journey",
-        "milestone",
-        "rung",
-        "channel",
-        "touches",
-        "skipped",
-        "opened",
-        title=f"Funnel {result.start} → {end}",
-    )
-    for row in result.funnel.itertuples():
-        funnel.add_row(
-            row.journey,
-            row.milestone,
-            row.rung,
-            row.channel,
-            str(row.touches),
-            str(row.skipped),
-            str(int(row.opened)) if row.channel == "email" else "-",
-        )
-    console.print(funnel)
-    if not result.exits.empty:
-        exits = Table("journey", "exit", "enrollments", title="Exits")
-        for row in result.exits.itertuples():
-            exits.add_row(row.journey, str(row.exit_reason), str(row.count))
-        console.print(exits)
-    if result.cta_load.empty:
-        console.print("no CTAs created")
-    else:
-        frame = result.cta_load
-        if len(frame.index) < len(frame.columns):  # few CSMs, many weeks: weeks as rows fit a terminal
-            frame = frame.T
-        load = Table(
-            frame.index.name or "", *map(str, frame.columns), "total", title="CTAs per CSM per ISO week"
-        )
-        for label, row in frame.iterrows():
-            load.add_row(str(label), *(str(int(v)) for v in row), str(int(row.sum())))
-        console.print(load)
-    console.print(f"simulated database: {result.database}")

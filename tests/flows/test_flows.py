@@ -10,11 +10,10 @@ from prefect.artifacts import Artifact
 from prefect.blocks.system import Secret
 from sqlalchemy import Engine, text
 
-from flows.advocacy import advocacy
 from flows.csm_digest import csm_digest
 from flows.daily import daily
 from flows.health import health
-from flows.renewal import renewal
+from flows.journey import journey
 from tasks.runtime import runtime_settings
 from tests.flows.conftest import ACCOUNTS, AS_OF
 
@@ -94,7 +93,7 @@ def test_artifacts_count_steps_and_ctas_and_carry_no_contact_details(seeded: Eng
 
 
 def test_a_single_journey_flow_touches_only_its_journey(seeded: Engine) -> None:
-    result = renewal(as_of=AS_OF)
+    result = journey("renewal", as_of=AS_OF)
 
     assert list(result["journeys"]) == ["renewal"]
     assert scalar(seeded, "SELECT COUNT(*) FROM touches WHERE journey <> 'renewal'") == 0
@@ -114,7 +113,7 @@ def test_a_dry_run_records_and_sends_nothing(seeded: Engine, outbox: Path) -> No
 def test_shards_split_the_accounts_and_together_do_what_one_run_does(seeded: Engine) -> None:
     per_shard = []
     for shard in range(3):
-        advocacy(as_of=AS_OF, shard=shard, shards=3)
+        journey("advocacy", as_of=AS_OF, shard=shard, shards=3)
         with seeded.connect() as connection:
             per_shard.append(
                 {r[0] for r in connection.execute(text("SELECT DISTINCT account_id FROM enrollments"))}
@@ -127,15 +126,17 @@ def test_shards_split_the_accounts_and_together_do_what_one_run_does(seeded: Eng
     with seeded.begin() as connection:
         for table in ("ctas", "touches", "enrollments"):
             connection.execute(text(f"DELETE FROM {table}"))
-    advocacy(as_of=AS_OF)
+    journey("advocacy", as_of=AS_OF)
     assert {key for key, _ in touch_rows(seeded)} == {key for key, _ in sharded}
 
 
 def test_a_bad_shard_or_journey_fails_the_run_before_anything_is_written(seeded: Engine) -> None:
     with pytest.raises(ValueError, match=r"shard must be in 0\.\.1"):
-        renewal(as_of=AS_OF, shard=2, shards=2)
+        journey("renewal", as_of=AS_OF, shard=2, shards=2)
     with pytest.raises(ValueError, match=r"unknown journey.*nope.*known: "):
         daily(as_of=AS_OF, journeys=["renewal", "nope"])
+    with pytest.raises(ValueError, match=r"unknown journey.*nope.*known: "):
+        journey("nope", as_of=AS_OF)
     assert scalar(seeded, "SELECT COUNT(*) FROM touches") == 0
 
 
@@ -190,3 +191,49 @@ def test_secrets_come_from_prefect_secret_blocks_when_the_environment_has_none(
         assert runtime_settings().secret_key.get_secret_value() == "from-the-environment-0123456789"
     finally:
         Secret.delete("techtouch-secret-key")
+
+
+WINBACK = """\
+id: winback
+name: Win back
+description: Accounts whose logins stopped get one check-in, then a call.
+priority: 50
+audience: {segments: [tech_touch]}
+recipients: [admin]
+enter_when: "days_since_start >= 30 and logins_14d == 0"
+goals:
+  - {id: back, when: "logins_14d > 0"}
+milestones:
+  - id: checkin
+    title: Logged in again
+    done_when: "logins_14d > 0"
+    ladder:
+      - {id: email, channel: email, template: risk/content, sender: success}
+      - {id: cta, channel: cta, after: 3d, priority: medium, title: "Win back: no logins", reason: winback}
+"""
+
+
+def test_a_journey_added_as_yaml_runs_on_prefect_without_new_python(
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new journey file plus a deployment entry that only sets `name` is all it takes."""
+    import shutil
+
+    import yaml
+
+    config = tmp_path / "config"
+    shutil.copytree(Path(__file__).parents[2] / "config" / "journeys", config / "journeys")
+    (config / "journeys" / "winback.yaml").write_text(WINBACK)
+    monkeypatch.setenv("TECHTOUCH_CONFIG_DIR", str(config))
+
+    deployments = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())["deployments"]
+    entry = next(d for d in deployments if d.get("parameters", {}).get("name") == "renewal")
+    parameters = {**entry["parameters"], "name": "winback"}  # the new entry: a copy with another name
+    module, function = entry["entrypoint"].removesuffix(".py").replace("/", ".").split(":")
+    flow = getattr(__import__(module, fromlist=[function]), function)
+
+    result = flow(as_of=AS_OF, **parameters)
+
+    assert list(result["journeys"]) == ["winback"]
+    assert scalar(seeded, "SELECT COUNT(*) FROM enrollments WHERE journey = 'winback'") > 0
+    assert scalar(seeded, "SELECT COUNT(*) FROM touches WHERE journey <> 'winback'") == 0

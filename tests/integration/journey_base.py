@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from techtouch import bootstrap
 from techtouch.adapters.db.bulk import insert_rows, upsert_rows
 from techtouch.adapters.db.models import Account, Contact, Event, Suppression, UsageDaily
 from techtouch.domain.catalog import CompiledJourney, load_catalog
@@ -131,7 +132,8 @@ class Base:
             if names
             else sorted(self.catalog.values(), key=lambda j: j.spec.priority)
         )
-        return run_day(self.engine, self.settings, self.catalog, chosen, as_of, dry_run=dry_run)
+        app = bootstrap.build(self.settings, engine=self.engine, catalog=self.catalog)
+        return run_day(app, chosen, as_of, dry_run=dry_run)
 
 
 def settings_for(engine: Engine, outbox: Path, **overrides: Any) -> Settings:

@@ -38,6 +38,9 @@ def write(path: Path, header: str, rows: list[list[object]]) -> str:
 @pytest.fixture
 def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TECHTOUCH_")}
+    upgraded = techtouch(env | {"TECHTOUCH_DATABASE_URL": db_url}, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "upgraded from empty to" in upgraded.stdout
     return env | {
         "TECHTOUCH_DATABASE_URL": db_url,
         "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),
@@ -177,3 +180,41 @@ def test_errors_exit_non_zero_with_a_clear_message(cli_env: dict[str, str], tmp_
     )
     result = techtouch(cli_env, "check", str(broken))
     assert result.returncode == 1 and f"{broken}:3:19: enter_when: unexpected end" in result.stdout
+
+
+def test_commands_refuse_a_database_without_the_schema_and_say_how_to_fix_it(
+    cli_env: dict[str, str],
+) -> None:
+    """Migrations are an explicit step: no command migrates behind the user's back."""
+    from techtouch.adapters.db import migrate
+    from techtouch.adapters.db.engine import make_engine
+
+    engine = make_engine(cli_env["TECHTOUCH_DATABASE_URL"])
+    migrate.downgrade(engine, "base")
+    engine.dispose()
+    for args in (("touches", "--json"), ("run", "--all", "--as-of", str(D0)), ("health",)):
+        result = techtouch(cli_env, *args)
+        assert result.returncode == 1
+        assert "run `techtouch db upgrade`" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    assert techtouch(cli_env, "db", "upgrade").returncode == 0
+    again = techtouch(cli_env, "db", "upgrade")
+    assert again.returncode == 0 and "already at revision" in again.stdout
+    assert techtouch(cli_env, "touches", "--json").stdout.strip() == "[]"
+
+
+def test_a_database_behind_the_code_is_refused_with_its_revision(cli_env: dict[str, str]) -> None:
+    from techtouch.adapters.db import migrate
+    from techtouch.adapters.db.engine import make_engine
+
+    engine = make_engine(cli_env["TECHTOUCH_DATABASE_URL"])
+    migrate.downgrade(engine, "0001")
+    engine.dispose()
+
+    result = techtouch(cli_env, "touches")
+
+    assert result.returncode == 1
+    assert "is at revision 0001, the code expects" in result.stderr
+    assert techtouch(cli_env, "db", "upgrade").returncode == 0
+    assert techtouch(cli_env, "touches", "--json").returncode == 0

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from techtouch import bootstrap
 from techtouch.adapters.channels.base import Receipt
 from techtouch.adapters.render.context import context_builder
-from techtouch.bootstrap import build_renderer, link_secret, load_journeys
+from techtouch.adapters.render.renderer import Renderer
 from techtouch.services import day as service
 from techtouch.services.delivery import _claim, deliver
 from techtouch.settings import Settings
@@ -42,9 +43,9 @@ class RecordingChannel:
 def setup(engine: Engine, db_url: str) -> tuple[Engine, Settings, Any]:
     build_base(engine, accounts=12)
     settings = Settings(database_url=db_url, timezone="Europe/Paris")
-    catalog = load_journeys(settings)
-    state = service.load_state(engine, settings, AS_OF)
-    context_for = context_builder(settings, state.accounts, catalog, link_secret(settings))
+    app = bootstrap.build(settings, engine=engine)
+    state = service.load_state(app, AS_OF)
+    context_for = context_builder(settings, state.accounts, app.catalog, app.link_secret)
     return engine, settings, context_for
 
 
@@ -78,7 +79,7 @@ def status(engine: Engine, key: str) -> str:
 
 def run(setup: tuple[Engine, Settings, Any], channel: RecordingChannel, **options: Any) -> Any:
     engine, settings, context_for = setup
-    return deliver(engine, build_renderer(settings), {"email": channel}, context_for, **options)
+    return deliver(engine, Renderer(settings.templates_dir), {"email": channel}, context_for, **options)
 
 
 def test_an_attempt_younger_than_the_lease_is_left_to_the_delivery_that_made_it(setup: Any) -> None:

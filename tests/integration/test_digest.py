@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from techtouch.adapters.channels.base import Receipt
 from techtouch.adapters.db.bulk import insert_rows
 from techtouch.adapters.db.models import Cta
-from techtouch.bootstrap import build_renderer
+from techtouch.adapters.render.renderer import Renderer
 from techtouch.services.digest import collect, send_digests
 from techtouch.settings import Settings
 from tests.integration.journey_base import Base, account, contact
@@ -112,14 +112,14 @@ def test_a_rerun_sends_nothing_and_a_queue_without_owner_is_reported(
     ctas: Engine, settings: Settings
 ) -> None:
     channel = Channel(authoritative=True)
-    first = send_digests(ctas, settings, build_renderer(settings), channel, TODAY)
+    first = send_digests(ctas, settings, Renderer(settings.templates_dir), channel, TODAY)
     assert first.sent == 3 and len(channel.sent) == 3
     to_lead = [m.text for m in channel.sent if m.to_email == LEAD]
     assert len(to_lead) == 2  # their own and the queue's
     assert any("Call a1 (1)" in t and "Overdue" in t for t in to_lead)
     assert any("Call a3 (5)" in t and "queue:cs" in t for t in to_lead)
 
-    again = send_digests(ctas, settings, build_renderer(settings), channel, TODAY)
+    again = send_digests(ctas, settings, Renderer(settings.templates_dir), channel, TODAY)
     assert again.sent == 0 and again.already_sent == 3 and len(channel.sent) == 3
 
     no_owner = settings.model_copy(update={"queue_owner": None})
@@ -131,13 +131,13 @@ def test_an_ambiguous_digest_is_resent_only_when_the_channel_can_tell(
     ctas: Engine, settings: Settings
 ) -> None:
     timeout = Channel(authoritative=False, outcome="unknown")
-    send_digests(ctas, settings, build_renderer(settings), timeout, TODAY)
+    send_digests(ctas, settings, Renderer(settings.templates_dir), timeout, TODAY)
     assert statuses(ctas) == ["sending"] * 3
 
     sendgrid_like = Channel(authoritative=False)
-    report = send_digests(ctas, settings, build_renderer(settings), sendgrid_like, TODAY)
+    report = send_digests(ctas, settings, Renderer(settings.templates_dir), sendgrid_like, TODAY)
     assert sendgrid_like.sent == [] and report.unsettled == 3
 
     outbox_like = Channel(authoritative=True)  # asked, and it does not have them: resend once
-    report = send_digests(ctas, settings, build_renderer(settings), outbox_like, TODAY)
+    report = send_digests(ctas, settings, Renderer(settings.templates_dir), outbox_like, TODAY)
     assert len(outbox_like.sent) == 3 and report.sent == 3 and statuses(ctas) == ["sent"] * 3

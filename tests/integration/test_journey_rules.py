@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from techtouch.adapters.db.bulk import insert_rows
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, UsageDaily
-from techtouch.bootstrap import as_of_instant
+from techtouch.domain.clock import run_instant
 from techtouch.services.runner import run_journeys
 from tests.integration.journey_base import Base, account, contact, settings_for
 
@@ -143,7 +143,13 @@ def test_unreachable_contact_goes_straight_to_the_cta_and_sms_needs_consent(base
 def test_suppression_is_checked_again_at_send_time(base: Base) -> None:
     base.add([renewal_account()], [contact("c1", "a1")])
     catalog = base.run(D0, "renewal", dry_run=True) and base.catalog
-    run_journeys(base.engine, base.settings, [catalog["renewal"]], D0, as_of_instant(base.settings, D0))
+    run_journeys(
+        base.engine,
+        base.settings,
+        [catalog["renewal"]],
+        D0,
+        run_instant(D0, base.settings.zone, base.settings.run_time),
+    )
     assert [t.status for t in touches(base.engine)] == ["pending"]
     base.suppress("c1", "email", "bounced")
     base.run(D0, "renewal")  # the rerun decides nothing new, and delivery re-checks consent
@@ -209,7 +215,7 @@ def test_send_time_falls_in_the_recipients_business_hours(base: Base) -> None:
         [contact(f"c{a}", a) for a in zones],
     )
     base.run(D0, "renewal")
-    run_at = as_of_instant(base.settings, D0)
+    run_at = run_instant(D0, base.settings.zone, base.settings.run_time)
     for t in touches(base.engine):
         local = t.send_at.astimezone(ZoneInfo(zones[t.account_id]))
         assert t.send_at >= run_at
@@ -255,7 +261,7 @@ def test_undelivered_pending_touches_are_delivered_by_the_next_run(base: Base) -
         base.settings,
         [base.run(D0, dry_run=True) and base.catalog["renewal"]],
         D0,
-        as_of_instant(base.settings, D0),
+        run_instant(D0, base.settings.zone, base.settings.run_time),
     )  # recorded, then "crashed" before delivery
     assert [t.status for t in touches(base.engine)] == ["pending"]
     base.run(D0 + timedelta(days=1), "renewal")

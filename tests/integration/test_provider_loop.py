@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from twilio.request_validator import RequestValidator
 
+from techtouch import bootstrap
 from techtouch.adapters.db.state import load_engagement
 from techtouch.adapters.render.links import LinkSigner
 from techtouch.entrypoints.web import create_app
@@ -102,7 +103,7 @@ def client(env: dict[str, str], engine: Engine, base: Base) -> Iterator[TestClie
     settings = Settings(
         **{k.removeprefix("TECHTOUCH_").lower(): v for k, v in env.items() if k.startswith("TECHTOUCH_")}
     )
-    with TestClient(create_app(settings, engine)) as test_client:
+    with TestClient(create_app(bootstrap.build(settings, engine=engine))) as test_client:
         yield test_client
 
 

@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text, update
 from twilio.request_validator import RequestValidator
 
+from techtouch import bootstrap
 from techtouch.adapters.db.bulk import insert_rows
 from techtouch.adapters.db.models import Account, Contact, Enrollment, Event, Suppression, Touch
 from techtouch.adapters.db.signals import latest_events
@@ -188,7 +189,7 @@ def base(engine: Engine) -> Engine:
 
 @pytest.fixture
 def client(settings: Settings, base: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, base), base_url=PUBLIC_URL) as test_client:
+    with TestClient(create_app(bootstrap.build(settings, engine=base)), base_url=PUBLIC_URL) as test_client:
         yield test_client
 
 
@@ -526,7 +527,7 @@ def test_sendgrid_malformed_bodies_are_400_with_the_reason(
 
 def test_webhooks_without_keys_answer_503_so_providers_retry(base: Engine, tmp_path: Path) -> None:
     settings = Settings(database_url="sqlite://", outbox_dir=tmp_path, public_url=PUBLIC_URL)
-    with TestClient(create_app(settings, base), base_url=PUBLIC_URL) as bare:
+    with TestClient(create_app(bootstrap.build(settings, engine=base)), base_url=PUBLIC_URL) as bare:
         body = json.dumps([sg_event("open", T_MAIL, "ev")]).encode()
         assert bare.post("/webhooks/sendgrid", content=body).status_code == 503
         assert (
@@ -538,7 +539,11 @@ def test_webhooks_without_keys_answer_503_so_providers_retry(base: Engine, tmp_p
 
 def test_a_bad_sendgrid_key_fails_at_start(base: Engine, settings: Settings) -> None:
     with pytest.raises(ValueError, match="SENDGRID_WEBHOOK_PUBLIC_KEY"):
-        create_app(settings.model_copy(update={"sendgrid_webhook_public_key": "bm90IGEga2V5"}), base)
+        create_app(
+            bootstrap.build(
+                settings.model_copy(update={"sendgrid_webhook_public_key": "bm90IGEga2V5"}), engine=base
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------- Twilio

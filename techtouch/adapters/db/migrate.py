@@ -40,9 +40,43 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Step the schema back to `revision` ("base" empties it): for migration tests and rollbacks."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
 def revision(engine: Engine, message: str) -> None:
     """Autogenerate a new migration (developer tool)."""
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.revision(config, message=message, autogenerate=True)
+
+
+class SchemaOutdated(RuntimeError):
+    """The database's schema is not the one this code expects; the message says how to fix it."""
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to work on a database that is empty, behind or ahead of the code's migrations."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise SchemaOutdated(
+            f"the database at {where} has no techtouch schema yet: run `techtouch db upgrade` first"
+        )
+    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if current not in known:
+        raise SchemaOutdated(
+            f"the database at {where} is at revision {current}, newer than this techtouch knows "
+            f"(head {head}): upgrade techtouch"
+        )
+    raise SchemaOutdated(
+        f"the database at {where} is at revision {current}, the code expects {head}: "
+        "run `techtouch db upgrade`"
+    )

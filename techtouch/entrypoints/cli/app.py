@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from techtouch.services.app import App
 from techtouch.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -39,6 +40,17 @@ def settings() -> Settings:
             f"TECHTOUCH_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise UserError(f"bad settings: {problems}") from None
+
+
+def application(*, check_schema: bool = True) -> App:
+    """The command's App (bootstrap.build), with schema and configuration problems as user errors."""
+    from techtouch import bootstrap
+    from techtouch.adapters.db.migrate import SchemaOutdated
+
+    try:
+        return bootstrap.build(settings(), check_schema=check_schema)
+    except SchemaOutdated as exc:
+        raise UserError(str(exc)) from None
 
 
 def parse_date(value: str | None, option: str) -> date | None:

@@ -11,9 +11,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from techtouch.adapters.db import migrate
-from techtouch.bootstrap import as_of_instant, open_engine
 from techtouch.domain.clock import today
-from techtouch.entrypoints.cli.app import UserError, accounts_app, app, db_app, err, out, parse_date, settings
+from techtouch.entrypoints.cli.app import (
+    UserError,
+    accounts_app,
+    app,
+    application,
+    db_app,
+    err,
+    out,
+    parse_date,
+)
+from techtouch.entrypoints.cli.views import print_account
 from techtouch.services import reports
 
 AsOf = Annotated[
@@ -36,8 +45,7 @@ def _progress() -> Progress:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision (safe to repeat)."""
-    cfg = settings()
-    engine = open_engine(cfg, upgrade=False)
+    engine = application(check_schema=False).engine
     before = migrate.current_revision(engine)
     migrate.upgrade(engine)
     after = migrate.current_revision(engine)
@@ -57,8 +65,8 @@ def import_file(
 
     if kind not in KINDS:
         raise typer.BadParameter(f"must be one of {', '.join(KINDS)}", param_hint="KIND")
-    cfg = settings()
-    engine = open_engine(cfg)
+    tt = application()
+    cfg, engine = tt.settings, tt.engine
     with _progress() as progress:
         task = progress.add_task(f"importing {kind} from {path.name}", total=None)
         try:
@@ -88,9 +96,9 @@ def seed_command(
     from techtouch.services.seed import SeedRefused
     from techtouch.services.seed import seed as run_seed
 
-    cfg = settings()
+    tt = application()
+    cfg, engine = tt.settings, tt.engine
     anchor = parse_date(as_of, "--as-of") or today(cfg.zone)
-    engine = open_engine(cfg)
     with _progress() as progress:
         tasks: dict[str, int] = {}
 
@@ -126,10 +134,9 @@ def health_command(
     """Score every account's health for a day and store the snapshot (trends read it)."""
     from techtouch.services.health import compute_health
 
-    cfg = settings()
-    day = parse_date(as_of, "--as-of") or today(cfg.zone)
-    engine = open_engine(cfg)
-    scored = compute_health(engine, day, as_of_instant(cfg, day), cfg.health)
+    tt = application()
+    day = parse_date(as_of, "--as-of") or today(tt.settings.zone)
+    scored = compute_health(tt.engine, day, tt.instant(day), tt.settings.health)
     summary = reports.health_distribution(scored)
     if as_json:
         out.print_json(json.dumps({"as_of": day.isoformat(), **summary}))
@@ -154,12 +161,10 @@ def accounts_show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """An account, its contacts, health and trend."""
-    cfg = settings()
-    engine = open_engine(cfg)
-    detail = reports.account_detail(engine, account_id)
+    detail = reports.account_detail(application().engine, account_id)
     if detail is None:
         raise UserError(f"no account with id {account_id!r}")
     if as_json:
         typer.echo(json.dumps(detail, default=str, indent=2))
         return
-    reports.print_account(out, detail)
+    print_account(out, detail)

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from techtouch.adapters.db.models import Cta, Touch
-from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys, open_engine
+from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.clock import today
 from techtouch.domain.spec import JourneyErrors
-from techtouch.entrypoints.cli.app import UserError, app, err, out, parse_date, settings
+from techtouch.entrypoints.cli.app import UserError, app, application, err, out, parse_date, settings
+from techtouch.entrypoints.cli.views import print_preview, print_simulation, report_tables
+from techtouch.services.app import App
+from techtouch.services.listings import list_ctas, list_touches
 
 
-def _catalog(paths: list[Path] | None = None) -> dict[str, CompiledJourney]:
+def _catalog(tt: App | None = None, paths: list[Path] | None = None) -> dict[str, CompiledJourney]:
     try:
-        return load_journeys(settings(), paths)
+        return tt.catalog if tt is not None else load_journeys(settings(), paths)
     except JourneyErrors as exc:
         for error in exc.errors:
             err.print(str(error), highlight=False, markup=False, soft_wrap=True)
@@ -79,15 +79,15 @@ def run(
 ) -> None:
     """One daily run: enter, escalate, exit; record touches and CTAs; deliver what is due."""
     from techtouch.services.day import run_day
-    from techtouch.services.summary import report_dict, report_tables
+    from techtouch.services.summary import report_dict
 
     cfg = settings()
     day = parse_date(as_of, "--as-of") or today(cfg.zone)
-    catalog = _catalog()
+    tt = application()
+    catalog = _catalog(tt)
     chosen = _pick(catalog, journeys or [], all_)
-    engine = open_engine(cfg)
     try:
-        report = run_day(engine, cfg, catalog, chosen, day, dry_run=dry_run)
+        report = run_day(tt, chosen, day, dry_run=dry_run)
     except ConfigurationError as exc:
         raise UserError(str(exc)) from None
     if as_json:
@@ -104,64 +104,18 @@ def preview(
     as_of: Annotated[str | None, typer.Option("--as-of", help="the day (YYYY-MM-DD)")] = None,
 ) -> None:
     """What would happen for one account and why: condition values and rendered messages."""
-    from techtouch.services.preview import preview_account, print_preview
+    from techtouch.services.preview import preview_account
 
     cfg = settings()
     day = parse_date(as_of, "--as-of") or today(cfg.zone)
-    catalog = _catalog()
+    tt = application()
+    catalog = _catalog(tt)
     if journey not in catalog:
         raise UserError(f"unknown journey {journey!r}; known: {', '.join(catalog)}")
-    engine = open_engine(cfg)
-    result = preview_account(engine, cfg, catalog, catalog[journey], account, day)
+    result = preview_account(tt, catalog[journey], account, day)
     if result is None:
         raise UserError(f"no account with id {account!r}")
     print_preview(out, result)
-
-
-def _rows(statement: Any) -> list[dict[str, Any]]:
-    engine = open_engine(settings())
-    with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(statement).mappings()]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-TOUCH_FIELDS = (
-    "key",
-    "account_id",
-    "contact_id",
-    "journey",
-    "milestone",
-    "rung",
-    "channel",
-    "sender",
-    "template",
-    "status",
-    "as_of",
-    "send_at",
-    "provider_id",
-    "error",
-)
-CTA_FIELDS = (
-    "id",
-    "account_id",
-    "journey",
-    "reason",
-    "title",
-    "priority",
-    "assignee",
-    "status",
-    "due_date",
-    "created_as_of",
-    "context",
-    "outcome",
-)
 
 
 @app.command("touches")
@@ -172,20 +126,18 @@ def touches(
     as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
 ) -> None:
     """Touches (messages and CTAs) recorded so far, oldest first."""
-    statement = select(*(getattr(Touch, f) for f in TOUCH_FIELDS)).order_by(Touch.id)
-    for column, value in ((Touch.account_id, account), (Touch.journey, journey), (Touch.status, status)):
-        if value:
-            statement = statement.where(column == value)
+    rows = list_touches(application(), account=account, journey=journey, status=status)
     columns = ("as_of", "account_id", "journey", "milestone", "rung", "channel", "sender", "status")
-    _listing(statement, as_json, columns, f"touches (newest {SHOWN})", newest_last=True)
+    _listing(rows, as_json, columns, f"touches (newest {SHOWN})", newest_last=True)
 
 
 SHOWN = 200
 
 
-def _listing(statement: Any, as_json: bool, columns: tuple[str, ...], title: str, newest_last: bool) -> None:
+def _listing(
+    rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...], title: str, newest_last: bool
+) -> None:
     """JSON for scripts (every row, every field), a table of the newest rows for people."""
-    rows = [{k: _jsonable(v) for k, v in row.items()} for row in _rows(statement)]
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -202,12 +154,9 @@ def ctas(
     as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
 ) -> None:
     """Calls-to-action for humans, newest first."""
-    statement = select(*(getattr(Cta, f) for f in CTA_FIELDS)).order_by(Cta.id.desc())
-    for column, value in ((Cta.assignee, assignee), (Cta.status, status)):
-        if value:
-            statement = statement.where(column == value)
+    rows = list_ctas(application(), assignee=assignee, status=status)
     columns = ("id", "due_date", "priority", "assignee", "account_id", "title", "status")
-    _listing(statement, as_json, columns, f"CTAs (newest {SHOWN})", newest_last=False)
+    _listing(rows, as_json, columns, f"CTAs (newest {SHOWN})", newest_last=False)
 
 
 @app.command("simulate")
@@ -227,11 +176,12 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="print the funnel as JSON")] = False,
 ) -> None:
     """Replay days on a copy of the database (or a seeded base) and forecast the funnel and CTA load."""
-    from techtouch.services.simulate import ResponseModel, print_simulation, simulate_days
+    from techtouch.services.simulate import ResponseModel, simulate_days
 
     cfg = settings()
     first = parse_date(start, "--from") or today(cfg.zone)
-    catalog = _catalog()
+    tt = application()
+    catalog = _catalog(tt)
     chosen = _pick(catalog, journey or [], not journey)
     model = ResponseModel(
         open_rate=open_rate,
@@ -242,8 +192,7 @@ def simulate(
         seed=seed,
     )
     result = simulate_days(
-        cfg,
-        catalog,
+        tt,
         chosen,
         first,
         days,

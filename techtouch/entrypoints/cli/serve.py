@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from techtouch.bootstrap import ConfigurationError, open_engine
-from techtouch.entrypoints.cli.app import UserError, app, err, settings
+from techtouch.bootstrap import ConfigurationError
+from techtouch.entrypoints.cli.app import UserError, app, application, err
 
 
 @app.command("serve")
@@ -24,10 +24,10 @@ def serve_command(
 
     from techtouch.entrypoints.web import create_app
 
-    cfg = settings()
-    engine = open_engine(cfg)
+    tt = application()
+    cfg = tt.settings
     try:
-        service = create_app(cfg, engine)
+        service = create_app(tt)
     except (ConfigurationError, ValueError) as exc:
         raise UserError(str(exc)) from None
     err.print(f"serving {cfg.public_url} on http://{host}:{port}", highlight=False)

@@ -24,12 +24,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from starlette.datastructures import FormData
 from twilio.twiml.messaging_response import MessagingResponse
 
 from techtouch.adapters.render import links
-from techtouch.bootstrap import link_secret
 from techtouch.entrypoints.web.security import (
     SENDGRID_SIGNATURE,
     SENDGRID_TIMESTAMP,
@@ -41,6 +40,7 @@ from techtouch.entrypoints.web.security import (
     Unverified,
 )
 from techtouch.services import feedback
+from techtouch.services.app import App
 from techtouch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,7 @@ async def _form(request: Request) -> FormData | None:
 
 
 def create_app(
-    settings: Settings,
-    engine: Engine,
+    tt: App,
     *,
     sendgrid_tolerance_seconds: float = SENDGRID_TOLERANCE_SECONDS,
 ) -> FastAPI:
@@ -102,7 +101,8 @@ def create_app(
     Fails early when links cannot be verified (no secret with a provider channel) or the SendGrid
     key is not a key. A provider whose key or token is unset gets 503 (so it retries), not 403.
     """
-    secret = link_secret(settings)
+    settings, engine = tt.settings, tt.engine
+    secret = tt.link_secret
     sendgrid = SendGridVerifier(settings.sendgrid_webhook_public_key, sendgrid_tolerance_seconds)
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
     twilio = TwilioVerifier(token, settings.public_url)

@@ -1,0 +1,33 @@
+"""Listings for scripts and people: touches and CTAs as JSON-ready dicts (dates as ISO strings)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from techtouch.adapters.db import listings
+from techtouch.services.app import App
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
+
+
+def list_touches(
+    app: App, *, account: str | None = None, journey: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    with app.engine.connect() as connection:
+        return _plain(listings.touch_rows(connection, account=account, journey=journey, status=status))
+
+
+def list_ctas(app: App, *, assignee: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    with app.engine.connect() as connection:
+        return _plain(listings.cta_rows(connection, assignee=assignee, status=status))
