@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
 from techtouch.services.seed import seed
 
@@ -77,6 +76,8 @@ def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # The scheduler service looks for deployments to schedule every 60 s by default.
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
         "COLUMNS": "250",  # Rich tables of the CLI: full names, not "daily 2026-…"
         "TECHTOUCH_DATABASE_URL": f"sqlite:///{tmp_path / 'techtouch.db'}",
         "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),
@@ -105,6 +106,34 @@ def prefect(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     return result.stdout
 
 
+def scheduled_runs(env: dict[str, str]) -> dict[str, int]:
+    """Upcoming runs the server's scheduler created by itself, per deployment name."""
+    request = urllib.request.Request(
+        f"{env['PREFECT_API_URL']}/flow_runs/filter",
+        data=json.dumps({"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}, "limit": 200}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        runs = json.load(response)
+    found: dict[str, int] = {}
+    for run in runs:
+        if run.get("auto_scheduled"):
+            found[run["deployment_id"]] = found.get(run["deployment_id"], 0) + 1
+    return found
+
+
+def deployment_ids(env: dict[str, str]) -> dict[str, str]:
+    request = urllib.request.Request(
+        f"{env['PREFECT_API_URL']}/deployments/filter",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return {d["name"] + "@" + d["entrypoint"]: d["id"] for d in json.load(response)}
+
+
 def counts(url: str) -> dict[str, int]:
     engine = make_engine(url)
     with engine.connect() as connection:
@@ -126,17 +155,29 @@ def test_deploy_from_prefect_yaml_and_run_daily_on_a_worker(
     prefect_env: dict[str, str], tmp_path: Path
 ) -> None:
     url = prefect_env["TECHTOUCH_DATABASE_URL"]
+    # The deploy step the README gives: the schema first (flows refuse an outdated one).
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "techtouch", "db", "upgrade"], env=prefect_env, capture_output=True, text=True
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
     engine = make_engine(url)
-    migrate.upgrade(engine)
     seed(engine, accounts=120, seed=11, days=90, as_of=AS_OF, high_touch_arr=100_000)
     engine.dispose()
 
     prefect(prefect_env, "work-pool", "create", "techtouch-process", "--type", "process")
     deployed = prefect(prefect_env, "--no-prompt", "deploy", "--all")
-    for name in ("daily/morning", "csm_digest/weekdays", "health/morning", "onboarding/morning"):
+    for name in ("daily/morning", "csm_digest/weekdays", "health/morning", "journey/onboarding"):
         assert name in deployed, deployed
     listing = prefect(prefect_env, "deployment", "ls")
     assert "daily/morning" in listing
+
+    # The server's scheduler (not a manual run) creates upcoming runs of the active deployments:
+    # SQLAlchemy 2.1 breaks exactly this in Prefect 3.8 while manual runs keep working.
+    ids = deployment_ids(prefect_env)
+    active = {ids["morning@flows/daily.py:daily"], ids["weekdays@flows/csm_digest.py:csm_digest"]}
+    wait_until(lambda: active <= set(scheduled_runs(prefect_env)), 120, "scheduled runs")
+    inactive = {ids["onboarding@flows/journey.py:journey"], ids["morning@flows/health.py:health"]}
+    assert not inactive & set(scheduled_runs(prefect_env)), "inactive schedules create no runs"
 
     worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
     worker = subprocess.Popen(

@@ -229,7 +229,8 @@ def test_a_journey_added_as_yaml_runs_on_prefect_without_new_python(
     deployments = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())["deployments"]
     entry = next(d for d in deployments if d.get("parameters", {}).get("name") == "renewal")
     parameters = {**entry["parameters"], "name": "winback"}  # the new entry: a copy with another name
-    module, function = entry["entrypoint"].removesuffix(".py").replace("/", ".").split(":")
+    path, function = entry["entrypoint"].split(":")
+    module = path.removesuffix(".py").replace("/", ".")
     flow = getattr(__import__(module, fromlist=[function]), function)
 
     result = flow(as_of=AS_OF, **parameters)
