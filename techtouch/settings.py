@@ -1,17 +1,29 @@
 """One typed Settings class: environment (TECHTOUCH_*) wins over config/techtouch.toml.
 
 Secrets are SecretStr so that they never show up in a repr, a log line or a traceback.
+
+A misspelt key must not silently leave a rule at its default (`max_per_dya = 5` would keep
+the cap at 1): every key of the TOML file, tables included, must name a setting, else
+ConfigError names the key and the file. Environment variables are read by name, so an unknown
+top-level TECHTOUCH_* variable is ignored (the prefix is shared with things that are not
+settings: TECHTOUCH_CONFIG_FILE, the test suite's TECHTOUCH_TEST_*); but one that reaches into
+a table (TECHTOUCH_DELIVERY__MAX_PER_DYA) can only be meant for us and is checked the same way.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+import types
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +35,7 @@ from techtouch.domain.policy import DEFAULT_SENDERS, Delivery, HealthModel, Heal
 
 __all__ = [
     "DEFAULT_SENDERS",
+    "ConfigError",
     "Delivery",
     "HealthModel",
     "HealthWeights",
@@ -40,10 +53,102 @@ def _default_dir(name: str) -> Path:
 
 
 def config_file() -> Path:
+    """TECHTOUCH_CONFIG_FILE, else techtouch.toml in TECHTOUCH_CONFIG_DIR or the default config dir."""
     explicit = os.environ.get("TECHTOUCH_CONFIG_FILE")
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("TECHTOUCH_CONFIG_DIR") or _default_dir("config")) / "techtouch.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable that cannot be read as settings; the message says where."""
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a value of this annotation is validated as (`X | None` included)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        models = [m for m in map(_model_of, get_args(annotation)) if m is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+_Unknown = tuple[tuple[str, ...], tuple[str, ...] | None]
+
+
+def _unknown_keys(
+    fields: Mapping[str, FieldInfo], data: Mapping[str, Any], path: tuple[str, ...]
+) -> list[_Unknown]:
+    """(path, closest known path or None) of every key in `data` that no field reads.
+
+    Tables are followed into nested models and into the values of `dict[str, Model]` fields
+    (`[senders.x]`); the keys of other mappings (`journey_priority`) are data, not names.
+    """
+    problems: list[_Unknown] = []
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            problems.append(((*path, key), (*path, close[0]) if close else None))
+            continue
+        if not isinstance(value, Mapping):
+            continue
+        model = _model_of(field.annotation)
+        if model is not None:
+            problems += _unknown_keys(model.model_fields, value, (*path, key))
+        elif get_origin(field.annotation) is dict and (entry := _model_of(get_args(field.annotation)[-1])):
+            for name, item in value.items():
+                if isinstance(item, Mapping):
+                    problems += _unknown_keys(entry.model_fields, item, (*path, key, str(name)))
+    return problems
+
+
+def _describe(unknown: list[_Unknown], name: Callable[[tuple[str, ...]], str]) -> str:
+    return ", ".join(
+        name(path) + (f" (did you mean {name(close)}?)" if close else "") for path, close in unknown
+    )
+
+
+class _StrictTomlSource(TomlConfigSettingsSource):
+    """The TOML file, refused with every unknown key listed rather than partly ignored."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        unknown = _unknown_keys(settings_cls.model_fields, self.toml_data, ())
+        if unknown:
+            keys = _describe(unknown, ".".join)
+            raise ConfigError(f"{path}: unknown setting{'s' if len(unknown) > 1 else ''}: {keys}")
+
+
+def _env_name(path: tuple[str, ...]) -> str:
+    return "TECHTOUCH_" + "__".join(path).upper()
+
+
+class _NestedEnvCheck(PydanticBaseSettingsSource):
+    """The environment source, refusing TECHTOUCH_<TABLE>__<KEY> variables whose key is unknown.
+
+    Only keys inside a table can be found unknown: the environment source reads top-level
+    variables by field name, so other TECHTOUCH_* variables never reach it.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.inner()
+        unknown = _unknown_keys(self.settings_cls.model_fields, values, ())
+        if unknown:
+            names = _describe(unknown, _env_name)
+            raise ConfigError(f"unknown setting{'s' if len(unknown) > 1 else ''} in the environment: {names}")
+        return values
 
 
 class Settings(BaseSettings):
@@ -67,7 +172,7 @@ class Settings(BaseSettings):
     delivery: Delivery = Delivery()
     senders: dict[str, Sender] = Field(
         default_factory=lambda: dict(DEFAULT_SENDERS),
-        description="who messages come from; `csm` is the account's CSM (else `success`)",
+        description="who messages come from, added to the defaults; `csm` is the account's CSM",
     )
     journey_priority: dict[str, int] = Field({}, description="overrides a journey file's priority")
 
@@ -112,6 +217,15 @@ class Settings(BaseSettings):
             raise ValueError(f"the configured channels need {', '.join(missing)}")
         return self
 
+    @field_validator("senders", mode="before")
+    @classmethod
+    def _add_to_default_senders(cls, value: Any) -> Any:
+        """`[senders.billing]` adds a sender: the journeys' `success`, `vp_cs` and `support` stay
+        defined unless a sender of that very name replaces one of them."""
+        if isinstance(value, Mapping):
+            return {**DEFAULT_SENDERS, **value}
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -141,10 +255,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            _NestedEnvCheck(settings_cls, env_settings),
+        ]
         path = config_file()
         if path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(_StrictTomlSource(settings_cls, path))
         return tuple(sources)
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: a real database per test on SQLite and, where a server is reachable, PostgreSQL.
 
 PostgreSQL tests skip with a printed reason outside CI; under CI=true a missing server fails them.
+Every test starts from default settings: no TECHTOUCH_* variable and no techtouch.toml of the
+developer's reaches it (`isolated_settings`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,39 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
     "TECHTOUCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+# Slow tests (a Prefect server, a deploy, flow runs in worker processes) get longer than the
+# default `timeout` of pyproject.toml; a test's own @pytest.mark.timeout still wins.
+SLOW_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+
+
+@pytest.fixture(scope="session")
+def no_config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A techtouch.toml path that does not exist (one per session: a directory per test costs)."""
+    return tmp_path_factory.mktemp("no-config") / "techtouch.toml"
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(no_config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TECHTOUCH_* variable of the shell and no ./config/techtouch.toml reach a test.
+
+    Settings then are the defaults, with the journeys and templates of this repository (their
+    default directories do not depend on the config file). Autouse fixtures run first, so
+    fixtures and tests that set TECHTOUCH_* variables (`env`) do so afterwards. A test that
+    sets TECHTOUCH_CONFIG_DIR to read a techtouch.toml there must also delete
+    TECHTOUCH_CONFIG_FILE. Knobs of the test suite itself (TECHTOUCH_TEST_*) are kept.
+    """
+    for name in list(os.environ):
+        if name.startswith("TECHTOUCH_") and not name.startswith("TECHTOUCH_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TECHTOUCH_CONFIG_FILE", str(no_config_file))
 
 
 @functools.cache

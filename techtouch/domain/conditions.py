@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple, NoReturn, get_args
+from typing import Any, Literal, NamedTuple, NoReturn, get_args
 
 import numpy as np
 import pandas as pd
@@ -731,7 +731,7 @@ class Condition:
         }
 
 
-def _python(value: object) -> object:
+def _python(value: Any) -> object:  # a cell of any dtype: pd.isna has no overload for object
     if isinstance(value, np.generic):
         value = value.item()
     if pd.api.types.is_scalar(value) and pd.isna(value):

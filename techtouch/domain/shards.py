@@ -39,7 +39,8 @@ class Shard:
         if self.everything:
             return np.ones(len(ids), dtype=bool)
         codes = np.fromiter((zlib.crc32(i.encode()) for i in ids), dtype=np.uint64, count=len(ids))
-        return codes % self.count == self.index
+        in_shard: np.ndarray = codes % self.count == self.index  # numpy types the comparison as Any
+        return in_shard
 
     def select(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Rows of a frame indexed by account_id that belong to this shard."""
