@@ -72,7 +72,7 @@ def served(engine: Engine, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
     )
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHTOUCH_")} | {
+    env = dict(os.environ) | {
         "TECHTOUCH_DATABASE_URL": sqlite_url,
         "TECHTOUCH_PUBLIC_URL": public,
         "TECHTOUCH_SECRET_KEY": SECRET,

@@ -71,7 +71,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A Prefect server of our own on a free port, with its own PREFECT_HOME and database."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TECHTOUCH_"))} | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -155,12 +155,6 @@ def test_sample_values_have_the_types_of_real_values(
     assert mismatched == {}, f"sample type vs real types: {mismatched}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/render/context.py: a touch without a sender (NULL) gets sender.key = NaN, "
-    "pandas' missing value, instead of 'success'; fix: sender_context(settings, "
-    "_text(row.get('sender')), ...). Remove this mark with the fix.",
-)
 def test_no_value_of_a_real_context_is_nan(engine: Engine, settings: Settings) -> None:
     """A template testing `{% if x %}` or printing x must see None, never a float NaN."""
     nan = {

@@ -96,7 +96,7 @@ def context_builder(
                 "first_name": name.split(" ")[0] if name else "",
                 "role": row.get("role"),
             },
-            "sender": sender_context(settings, row.get("sender"), account["csm_email"]),
+            "sender": sender_context(settings, _text(row.get("sender")), account["csm_email"]),
             "journey": {"id": row["journey"], "name": journey.spec.name if journey else row["journey"]},
             "milestone": {"id": row["milestone"], "title": milestone_title or row["milestone"]},
             "touch_key": row["key"],

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from techtouch.services.app import App
-from techtouch.settings import Settings, load_settings
+from techtouch.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
     help="Tech-touch customer-success journeys as code.",
@@ -40,6 +40,8 @@ def settings() -> Settings:
             f"TECHTOUCH_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
         raise UserError(f"bad settings: {problems}") from None
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
 
 
 def application(*, check_schema: bool = True) -> App:
