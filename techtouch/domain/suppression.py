@@ -6,8 +6,8 @@ Decided once here and used by the CSV importer and the webhook path alike:
   re-subscribes from the preferences page);
 * SMS: the latest of STOP and START wins, and **on a tie the opt-out wins** — two events at the
   same instant (a CSV with second resolution, a replayed webhook) never contact someone who said
-  STOP. A START lifts only an `sms_stop` suppression that began strictly before it; a carrier
-  block (Twilio 21610) or an operator's suppression is not lifted by START.
+  STOP. A START lifts only an `sms_stop` suppression (a STOP texted in, or Twilio's error 21610,
+  which reports one) that began strictly before it; other SMS suppressions stay.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def env(
     public = webhook_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return {k: v for k, v in os.environ.items() if not k.startswith("TECHTOUCH_")} | {
+    return dict(os.environ) | {
         "TECHTOUCH_DATABASE_URL": db_url,
         "TECHTOUCH_TIMEZONE": "Europe/Paris",
         "TECHTOUCH_PUBLIC_URL": PUBLIC_URL,

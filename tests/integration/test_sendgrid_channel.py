@@ -10,6 +10,7 @@ import functools
 import http.client
 import json
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -60,6 +61,13 @@ def outbound(i: int, **changes: Any) -> OutboundEmail:
     }
     values.update(changes)
     return OutboundEmail(**values)
+
+
+class Ceiling(random.Random):
+    """Jitter drawn at the top of its window: the backoff's exponential bounds show exactly."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 @pytest.fixture(autouse=True)
@@ -282,17 +290,35 @@ def test_5xx_is_retried_with_exponential_backoff(fake: FakeSendGrid, sleeps: lis
     fake.fail_next(500)
     fake.fail_next(503)
     fake.fail_next(502)
-    receipts = make_channel(fake, sleeps, backoff=0.25).send([outbound(0), outbound(1)])
+    receipts = make_channel(fake, sleeps, backoff=0.25, rng=Ceiling()).send([outbound(0), outbound(1)])
 
     assert [r.status for r in receipts] == ["sent", "sent"]
-    assert sleeps == [0.25, 0.5, 1.0]
+    assert sleeps == [0.25, 0.5, 1.0]  # the windows: backoff * 2**n
     assert [r.status for r in fake.requests] == [500, 503, 502, 202]
     assert Counter(fake.accepted_keys()) == {outbound(0).key: 1, outbound(1).key: 1}
 
 
+def test_backoff_waits_are_jittered_within_their_windows(fake: FakeSendGrid, sleeps: list[float]) -> None:
+    fake.fail_next(503, times=4)
+    receipts = make_channel(fake, sleeps, backoff=0.25, rng=random.Random(7)).send([outbound(0)])
+
+    assert receipts[0].status == "sent"
+    assert len(sleeps) == 4 and len(set(sleeps)) == 4
+    assert all(0 <= wait <= 0.25 * 2**n for n, wait in enumerate(sleeps))
+    assert sleeps != [0.25, 0.5, 1.0, 2.0]  # spread, not the bare exponential sequence
+
+
+def test_a_retry_after_beyond_the_cap_is_waited_for_the_cap(fake: FakeSendGrid, sleeps: list[float]) -> None:
+    fake.fail_next(429, retry_after=86_400)
+    receipts = make_channel(fake, sleeps).send([outbound(0)])
+
+    assert receipts[0].status == "sent"
+    assert sleeps == [300.0]
+
+
 def test_exhausted_retries_fail_the_messages_with_the_reason(fake: FakeSendGrid, sleeps: list[float]) -> None:
     fake.fail_next(503, times=4)
-    receipts = make_channel(fake, sleeps, max_retries=3).send([outbound(0), outbound(1)])
+    receipts = make_channel(fake, sleeps, max_retries=3, rng=Ceiling()).send([outbound(0), outbound(1)])
 
     assert [r.status for r in receipts] == ["failed", "failed"]
     assert all("HTTP 503" in (r.error or "") and "4 attempts" in (r.error or "") for r in receipts)
@@ -379,7 +405,7 @@ def test_no_answer_after_sending_is_unknown_and_never_resent(
 def test_an_unreachable_host_is_retried_then_the_messages_fail_as_not_sent(sleeps: list[float]) -> None:
     with FakeSendGrid(api_key=KEY) as stopped:
         url = stopped.url
-    channel = SendGridChannel(KEY, host=url, sleep=sleeps.append, timeout=2, max_retries=2)
+    channel = SendGridChannel(KEY, host=url, sleep=sleeps.append, timeout=2, max_retries=2, rng=Ceiling())
     receipts = channel.send([outbound(0)])
 
     assert receipts[0].status == "failed"

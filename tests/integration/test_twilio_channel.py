@@ -7,6 +7,7 @@ so pacing and Retry-After are measured exactly; only the timeout test waits on r
 from __future__ import annotations
 
 import logging
+import random
 import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,13 @@ class FakeClock:
     def long_sleeps(self, over: float = 0.1) -> list[float]:
         """Backoff / Retry-After sleeps, not the pacing ones (which are 1/mps, short here)."""
         return [round(s, 6) for s in self.sleeps if s > over]
+
+
+class Ceiling(random.Random):
+    """Jitter drawn at the top of its window: the backoff's exponential bounds show exactly."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 class WallClock:
@@ -107,6 +115,7 @@ def make_channel(fake: FakeTwilio, clock: FakeClock, wall: WallClock) -> Callabl
             "sleep": clock.sleep,
             "now": wall,
             "concurrency": 1,  # one sender thread: the fake clock then orders everything exactly
+            "rng": Ceiling(),  # exact backoff waits; test_backoff_waits_are_jittered... checks the spread
         }
         options.update(overrides)
         return TwilioChannel(
@@ -290,6 +299,30 @@ def test_a_429_without_retry_after_backs_off_exponentially(
     assert [p.status for p in fake.posts()] == [429, 429, 429, 201]
 
 
+def test_backoff_waits_are_jittered_within_their_windows(
+    make_channel: Callable[..., TwilioChannel], fake: FakeTwilio, clock: FakeClock
+):
+    fake.fail_next(503, times=4)
+    receipts = make_channel(backoff=0.5, rng=random.Random(11)).send([sms(1)])
+
+    assert receipts[0].status == "sent"
+    waits = clock.long_sleeps(over=0.0)
+    assert len(waits) == 4 and len(set(waits)) == 4
+    assert all(0 <= wait <= 0.5 * 2**n for n, wait in enumerate(waits))
+    assert waits != [0.5, 1.0, 2.0, 4.0]  # spread, not the bare exponential sequence
+    assert [p.status for p in fake.posts()] == [503] * 4 + [201]
+
+
+def test_a_retry_after_beyond_the_cap_is_waited_for_the_cap(
+    make_channel: Callable[..., TwilioChannel], fake: FakeTwilio, clock: FakeClock
+):
+    fake.fail_next(429, retry_after=86_400)
+    receipts = make_channel().send([sms(1)])
+
+    assert receipts[0].status == "sent"
+    assert clock.long_sleeps() == [300.0]
+
+
 def test_5xx_is_retried(make_channel: Callable[..., TwilioChannel], fake: FakeTwilio, clock: FakeClock):
     fake.fail_next(500)
     fake.fail_next(503)
@@ -366,12 +399,14 @@ def test_a_connection_that_never_opened_is_retried_then_failed(clock: FakeClock,
         clock=clock.time,
         sleep=clock.sleep,
         now=wall,
+        rng=Ceiling(),
     )
     (receipt,) = channel.send([sms(1)])
     assert receipt.status == "failed" and "ConnectionError" in (receipt.error or "")
     assert clock.long_sleeps() == [0.5]
-    with pytest.raises(TwilioChannelError):
+    with pytest.raises(TwilioChannelError, match="ConnectionError after 2 attempts"):
         channel.reconcile([sms(1)], since=NOW)
+    assert clock.long_sleeps() == [0.5, 0.5]  # the listing was retried once too
 
 
 def test_a_timeout_is_unknown_and_reconcile_finds_what_twilio_got(

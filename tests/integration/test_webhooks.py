@@ -685,6 +685,28 @@ def test_inbound_stop_start_help(client: TestClient, base: Engine) -> None:
     assert snapshot(base) == state
 
 
+def test_a_start_at_the_stop_s_instant_keeps_the_opt_out(base: Engine) -> None:
+    """The one suppression rule (techtouch.domain.suppression), as the importer applies it: a START
+    lifts only a STOP strictly before it; at the same instant the opt-out wins."""
+
+    def inbound(sid: str, word: str, at: datetime) -> feedback.Inbound:
+        return feedback.apply_twilio_inbound(base, inbound_sms(sid, PHONE_1, word), now=at)
+
+    assert inbound("SM-stop", "STOP", NOW).applied.suppressed == 1
+
+    earlier = inbound("SM-early", "START", NOW - timedelta(seconds=1))
+    tie = inbound("SM-tie", "START", NOW)
+    assert (earlier.applied.recorded, earlier.applied.unsuppressed) == (1, 0)
+    assert (tie.action, tie.applied.recorded, tie.applied.unsuppressed) == ("start", 1, 0)
+    assert suppressions(base) == {("c1", "sms"): "sms_stop"}
+    with base.connect() as c:
+        assert not load_contacts(c).set_index("contact_id")["sms_ok"]["c1"]
+
+    later = inbound("SM-late", "START", NOW + timedelta(microseconds=1))
+    assert later.applied.unsuppressed == 1
+    assert suppressions(base) == {}
+
+
 # ---------------------------------------------------------------------------------------- links
 
 
@@ -871,11 +893,15 @@ def wait_until_serving(process: subprocess.Popen[bytes], timeout: float = 60) ->
 def test_techtouch_serve(sqlite_url: str, tmp_path: Path, sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
     """The real command under uvicorn: ready when /healthz answers, then a signed webhook goes in."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHTOUCH_")} | {
+    env = dict(os.environ) | {
         "TECHTOUCH_DATABASE_URL": sqlite_url,
         "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),
         "TECHTOUCH_SENDGRID_WEBHOOK_PUBLIC_KEY": public_key_b64(sendgrid_key),
     }
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "techtouch", "db", "upgrade"], env=env, capture_output=True, text=True
+    )
+    assert upgraded.returncode == 0, upgraded.stderr  # serve refuses a database without the schema
     process = subprocess.Popen(
         [sys.executable, "-m", "techtouch", "serve", "--port", str(port)],
         env=env,

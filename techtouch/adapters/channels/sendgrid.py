@@ -18,8 +18,9 @@ retries and clock skew) from now, that is early rather than never, and a warning
 The delivery layer should not hand over messages due later than that.
 
 Faults, per request: 429 and 5xx (and a connection that could not be made: nothing was sent)
-are retried with exponential backoff (`backoff * 2**n`), `Retry-After` honoured when present
-(capped at `RETRY_AFTER_CAP`); after `max_retries` the request's messages fail with the reason.
+are retried under the one policy of techtouch.adapters.retry: `Retry-After` honoured when present,
+else exponential backoff with full jitter (a wait drawn from [0, `backoff * 2**n`]), every wait
+capped at `RETRY_AFTER_CAP`; after `max_retries` the request's messages fail with the reason.
 A 400 naming personalizations (`errors[].field` = `personalizations.3.to.0.email`) fails those
 messages and resends the rest once; a 400 it cannot attribute fails the request's messages. A
 413 splits the request in two. A timeout or reset after the request went out is ambiguous: the
@@ -33,22 +34,23 @@ library's own debug lines, which print the payload and the Authorization header,
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
+import random
 import re
 import time
 import urllib.error
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import sendgrid
 from python_http_client.exceptions import HTTPError
 
 from techtouch.adapters.channels.base import OutboundEmail, Receipt
+from techtouch.adapters.retry import MAX_WAIT, Retry, retry_after_seconds, retrying
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ CUSTOM_ARGS_LIMIT = 10_000  # bytes of custom_args per personalization (spec)
 MAX_CATEGORIES = 10  # spec: categories.maxItems
 CATEGORY_MAX_LENGTH = 255  # spec: categories.items.maxLength
 SCHEDULE_LIMIT = 71 * 3600  # seconds ahead we schedule at most; SendGrid's limit is 72 h
-RETRY_AFTER_CAP = 300.0  # seconds; a larger Retry-After is waited for this long
+RETRY_AFTER_CAP = MAX_WAIT  # seconds; a larger Retry-After (or backoff) is waited for this long
 ERROR_MAX_LENGTH = 500
 # Headers SendGrid does not let a message set (spec: personalizations.headers).
 RESERVED_HEADERS = frozenset(
@@ -118,10 +120,23 @@ class _Item:
 
 @dataclass
 class _Outcome:
-    kind: Literal["accepted", "failed", "unknown", "rejected", "too_large"]
+    """One request's result; `transient` (429, 5xx, unreachable) is the only kind worth retrying."""
+
+    kind: Literal["accepted", "failed", "unknown", "rejected", "too_large", "transient"]
     message_id: str | None = None
     reason: str = ""
     errors: list[dict[str, Any]] = field(default_factory=list)
+    retry_after: float | None = None  # seconds SendGrid asked us to wait (transient only)
+
+
+def _is_transient(outcome: object) -> bool:
+    """The retry predicate: only a transient outcome; exceptions (configuration errors) propagate."""
+    return isinstance(outcome, _Outcome) and outcome.kind == "transient"
+
+
+def _asked_wait(outcome: object) -> float | None:
+    """SendGrid's `Retry-After`, parsed when the answer came (the wait is decided after it)."""
+    return outcome.retry_after if isinstance(outcome, _Outcome) else None
 
 
 class _DropLibraryDebug(logging.Filter):
@@ -151,24 +166,6 @@ def _keys(items: Iterable[_Item], limit: int = 10) -> str:
     keys = [item.message.key for item in items]
     shown = ", ".join(keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
 def _error_list(body: bytes | str | None) -> list[dict[str, Any]]:
@@ -225,6 +222,7 @@ class SendGridChannel:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         batch_size: int = 1000,
+        rng: random.Random | None = None,
     ):
         if not api_key:
             raise ValueError("SendGridChannel needs an API key")
@@ -238,6 +236,7 @@ class SendGridChannel:
         self.backoff = backoff
         self.sleep = sleep
         self.batch_size = batch_size
+        self.rng = rng  # the jitter's source: seeded (or stubbed) in tests, the shared default otherwise
         self._client = sendgrid.SendGridAPIClient(api_key=api_key, host=self.host)
         _quiet_library_logging()
 
@@ -449,54 +448,71 @@ class SendGridChannel:
 
     def _post(self, body: dict[str, Any], count: int) -> _Outcome:
         """One request, retried while SendGrid asks us to (429, 5xx) or could not be reached."""
-        attempt = 0
-        while True:
-            try:
-                response = self._client.client.mail.send.post(request_body=body, timeout=self.timeout)
-            except HTTPError as exc:
-                status = int(exc.status_code)
-                if status in CONFIGURATION_STATUSES:
-                    raise SendGridConfigurationError(CONFIGURATION_STATUSES[status]) from None
-                errors = _error_list(exc.body)
-                if status == 429 or status >= 500:
-                    reason = f"SendGrid answered HTTP {status}"
-                    wait = _retry_after(exc.headers)
-                elif status == 400:
-                    return _Outcome("rejected", errors=errors)
-                elif status == 413:
-                    return _Outcome("too_large", reason=_summary(errors, status))
-                else:
-                    return _Outcome("failed", reason=_summary(errors, status))
-            except urllib.error.URLError as exc:
-                # Raised while connecting or sending the request: SendGrid did not get all of it.
-                reason = f"not sent: SendGrid unreachable ({type(exc.reason).__name__})"
-                wait = None
-            except (OSError, http.client.HTTPException) as exc:
-                # After the request went out (no answer, reset, truncated answer): it may have been
-                # accepted. Resending could send twice; webhook events will tell.
-                return _Outcome(
-                    "unknown",
-                    reason=f"ambiguous: {type(exc).__name__} after the request was sent; SendGrid may "
-                    "have accepted it (settle from webhook events, do not resend)",
-                )
-            else:
-                message_id = response.headers.get("X-Message-Id") if response.headers is not None else None
-                if not message_id:
-                    logger.warning("sendgrid: HTTP %s without X-Message-Id", response.status_code)
-                return _Outcome("accepted", message_id=message_id or None)
-            if attempt >= self.max_retries:
-                return _Outcome("failed", reason=f"{reason}; gave up after {attempt + 1} attempts")
-            delay = wait if wait is not None else self.backoff * 2**attempt
-            attempt += 1
+
+        def log_retry(retry: Retry) -> None:
+            assert isinstance(retry.outcome, _Outcome)
             logger.warning(
                 "sendgrid: %s for %d messages; retry %d of %d in %.2f s",
-                reason,
+                retry.outcome.reason,
                 count,
-                attempt,
+                retry.attempt,
                 self.max_retries,
-                delay,
+                retry.wait,
             )
-            self.sleep(delay)
+
+        policy = retrying(
+            max_attempts=self.max_retries + 1,
+            backoff=self.backoff,
+            cap=RETRY_AFTER_CAP,
+            retryable=_is_transient,
+            retry_after=_asked_wait,
+            sleep=self.sleep,
+            rng=self.rng,
+            on_retry=log_retry,
+        )
+        outcome: _Outcome = policy(self._attempt, body)
+        if outcome.kind == "transient":
+            return _Outcome(
+                "failed", reason=f"{outcome.reason}; gave up after {self.max_retries + 1} attempts"
+            )
+        return outcome
+
+    def _attempt(self, body: dict[str, Any]) -> _Outcome:
+        """One try of a request, its fault sorted; raises SendGridConfigurationError (never retried)."""
+        try:
+            response = self._client.client.mail.send.post(request_body=body, timeout=self.timeout)
+        except HTTPError as exc:
+            status = int(exc.status_code)
+            if status in CONFIGURATION_STATUSES:
+                raise SendGridConfigurationError(CONFIGURATION_STATUSES[status]) from None
+            errors = _error_list(exc.body)
+            if status == 429 or status >= 500:
+                return _Outcome(
+                    "transient",
+                    reason=f"SendGrid answered HTTP {status}",
+                    retry_after=retry_after_seconds(exc.headers, cap=RETRY_AFTER_CAP),
+                )
+            if status == 400:
+                return _Outcome("rejected", errors=errors)
+            if status == 413:
+                return _Outcome("too_large", reason=_summary(errors, status))
+            return _Outcome("failed", reason=_summary(errors, status))
+        except urllib.error.URLError as exc:
+            # Raised while connecting or sending the request: SendGrid did not get all of it.
+            reason = f"not sent: SendGrid unreachable ({type(exc.reason).__name__})"
+            return _Outcome("transient", reason=reason)
+        except (OSError, http.client.HTTPException) as exc:
+            # After the request went out (no answer, reset, truncated answer): it may have been
+            # accepted. Resending could send twice; webhook events will tell.
+            return _Outcome(
+                "unknown",
+                reason=f"ambiguous: {type(exc).__name__} after the request was sent; SendGrid may "
+                "have accepted it (settle from webhook events, do not resend)",
+            )
+        message_id = response.headers.get("X-Message-Id") if response.headers is not None else None
+        if not message_id:
+            logger.warning("sendgrid: HTTP %s without X-Message-Id", response.status_code)
+        return _Outcome("accepted", message_id=message_id or None)
 
 
 def _categories(message: OutboundEmail) -> tuple[str, ...]:

@@ -15,11 +15,14 @@ Scheduling: Twilio sends a message later itself only through a Messaging Service
 Service is configured; every other message, including one due in ten minutes or sent from a plain
 number, is sent now.
 
-Faults: 429 and 5xx are retried with exponential backoff (`Retry-After` wins when Twilio sends it)
-up to `max_retries`, then the message fails. Another 4xx fails that message only; 21610 (the
-recipient replied STOP) is `opted_out` and never retried. A request that may have reached Twilio
-and got no answer (read timeout, connection dropped) is `unknown`: resending it could text the
-customer twice, so `reconcile` asks Twilio instead. A connection that never opened is retried.
+Faults: 429 and 5xx are retried under the one policy of techtouch.adapters.retry (`Retry-After`
+wins when Twilio sends it, else exponential backoff with full jitter, every wait capped at 300 s)
+up to `max_retries`, then the message fails. A retry's wait holds every sending thread (the
+pacer), not only the one that met it: Twilio is rate limiting or struggling for all of them.
+Another 4xx fails that message only; 21610 (the recipient replied STOP) is `opted_out` and never
+retried. A request that may have reached Twilio and got no answer (read timeout, connection
+dropped) is `unknown`: resending it could text the customer twice, so `reconcile` asks Twilio
+instead. A connection that never opened is retried.
 Rejected credentials (401/403) stop the batch: the rest is `unknown`, not sent and not failed, so
 that a configuration mistake loses no message.
 
@@ -28,15 +31,16 @@ Logs carry counts, touch keys and Twilio error codes, never a phone number, a bo
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
+import random
 import re
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from typing import Any
@@ -44,12 +48,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from tenacity import Retrying
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from techtouch.adapters.channels.base import OutboundSms, Receipt
+from techtouch.adapters.retry import MAX_WAIT, Retry, retry_after_seconds, retrying
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +63,6 @@ TWILIO_API = "https://api.twilio.com"
 OPTED_OUT_CODE = 21610  # "Attempt to send to unsubscribed recipient"
 
 _HEADROOM = 0.02  # spacing is 2 % above 1/mps: jitter on the way to Twilio never packs mps + 1 a second
-_MAX_WAIT = 300.0  # seconds: a longer Retry-After is capped (the retries still run out in the end)
 _SCHEDULE_MIN = timedelta(minutes=15) + timedelta(minutes=1)  # Twilio's minimum + a minute in flight
 _SCHEDULE_MAX = timedelta(days=35) - timedelta(hours=1)
 _RECONCILE_SKEW = timedelta(minutes=5)  # our clock vs Twilio's date_created
@@ -241,24 +246,30 @@ def _error_parts(exc: TwilioRestException | TwilioServiceException) -> tuple[int
     return int(exc.status), code, message
 
 
-def _retry_after(response: Response | None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), when there is one."""
-    if response is None or not response.headers:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - _utcnow()).total_seconds())
+@dataclass(frozen=True)
+class _Transient:
+    """An attempt worth repeating (429, 5xx, a connection that never opened), and how to word it
+    if the attempts run out."""
+
+    why: str  # for the retry log line: "HTTP 429", "ConnectTimeout"
+    failure: str  # for the give-up log line: "HTTP 502", "no connection"
+    error: str  # the failed receipt's error, before " after N attempts"
+    retry_after: float | None = None  # seconds Twilio asked us to wait
+
+
+def _is_transient(outcome: object) -> bool:
+    """The retry predicate for sends: every other outcome is a receipt, final as it stands."""
+    return isinstance(outcome, _Transient)
+
+
+def _asked_wait(outcome: object) -> float | None:
+    """Twilio's `Retry-After`, read on the sending thread right after the answer that carried it."""
+    return outcome.retry_after if isinstance(outcome, _Transient) else None
+
+
+def _is_retryable_status(status: int) -> bool:
+    """429 and 5xx: Twilio is rate limiting or struggling, and the request did not take."""
+    return status == 429 or status >= 500
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -310,6 +321,7 @@ class TwilioChannel:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utcnow,
         concurrency: int | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not account_sid or not auth_token:
             raise ValueError("the Twilio channel needs an account SID and an auth token")
@@ -329,6 +341,7 @@ class TwilioChannel:
         self.backoff = backoff
         self._sleep = sleep
         self._now = now
+        self.rng = rng  # the jitter's source: seeded (or stubbed) in tests, the shared default otherwise
         self.concurrency = concurrency or default_concurrency(mps)
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -412,9 +425,7 @@ class TwilioChannel:
         if callback:
             params["status_callback"] = callback
 
-        attempt = 0
-        while True:
-            attempt += 1
+        def attempt() -> Receipt | _Transient:
             self.pacer.wait()
             if halt.reason is not None:
                 return Receipt(key, "unknown", error=halt.reason)
@@ -429,13 +440,12 @@ class TwilioChannel:
                     if halt.set(reason):
                         logger.error("twilio: %s; the rest of the batch is not sent", reason)
                     return Receipt(key, "unknown", error=reason)
-                if status == 429 or status >= 500:
-                    if attempt <= self.max_retries:
-                        self._back_off(key, f"HTTP {status}", attempt, _retry_after(self._last_response()))
-                        continue
-                    logger.warning("twilio: %s failed: HTTP %s after %d attempts", key, status, attempt)
-                    return Receipt(
-                        key, "failed", error=f"HTTP {status} (Twilio error {code}) after {attempt} attempts"
+                if _is_retryable_status(status):
+                    return _Transient(
+                        why=f"HTTP {status}",
+                        failure=f"HTTP {status}",
+                        error=f"HTTP {status} (Twilio error {code})",
+                        retry_after=retry_after_seconds(self._last_headers()),
                     )
                 if code == OPTED_OUT_CODE:
                     logger.info("twilio: %s: recipient opted out (21610)", key)
@@ -444,11 +454,8 @@ class TwilioChannel:
                 return Receipt(key, "failed", error=f"Twilio error {code}: {_redact(text)}")
             except requests.RequestException as exc:
                 if _never_sent(exc):
-                    if attempt <= self.max_retries:
-                        self._back_off(key, type(exc).__name__, attempt, None)
-                        continue
-                    logger.warning("twilio: %s failed: no connection after %d attempts", key, attempt)
-                    return Receipt(key, "failed", error=f"{type(exc).__name__} after {attempt} attempts")
+                    name = type(exc).__name__
+                    return _Transient(why=name, failure="no connection", error=name)
                 logger.warning("twilio: %s unknown: %s; reconcile before resending", key, type(exc).__name__)
                 return Receipt(
                     key,
@@ -462,18 +469,51 @@ class TwilioChannel:
                 return Receipt(key, "unknown", error="Twilio answered without a message SID")
             return Receipt(key, "sent", provider_id=created.sid)
 
+        def log_retry(retry: Retry) -> None:
+            assert isinstance(retry.outcome, _Transient)
+            logger.info(
+                "twilio: %s: %s; retry %d of %d in %.2f s",
+                key,
+                retry.outcome.why,
+                retry.attempt,
+                self.max_retries,
+                retry.wait,
+            )
+
+        # Waiting is the pacer's deferral: every sending thread holds, not only this one.
+        outcome: Receipt | _Transient = self._policy(self.pacer.defer, log_retry)(attempt)
+        if isinstance(outcome, _Transient):
+            attempts = self.max_retries + 1
+            logger.warning("twilio: %s failed: %s after %d attempts", key, outcome.failure, attempts)
+            return Receipt(key, "failed", error=f"{outcome.error} after {attempts} attempts")
+        return outcome
+
+    def _policy(
+        self,
+        sleep: Callable[[float], None],
+        on_retry: Callable[[Retry], None] | None = None,
+        retryable: Callable[[object], bool] = _is_transient,
+        retry_after: Callable[[object], float | None] = _asked_wait,
+    ) -> Retrying:
+        """The shared retry policy with this channel's attempts, backoff and jitter source."""
+        return retrying(
+            max_attempts=self.max_retries + 1,
+            backoff=self.backoff,
+            cap=MAX_WAIT,
+            retryable=retryable,
+            retry_after=retry_after,
+            sleep=sleep,
+            rng=self.rng,
+            on_retry=on_retry,
+        )
+
     def _last_response(self) -> Response | None:
         return self._http.last_response if self._http is not None else None
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        wait = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
-        return min(wait, _MAX_WAIT)
-
-    def _back_off(self, key: str, why: str, attempt: int, retry_after: float | None) -> None:
-        """Hold every sending thread, not only this one: Twilio is rate limiting or struggling."""
-        wait = self._delay(attempt, retry_after)
-        logger.info("twilio: %s: %s; retry %d of %d in %.2f s", key, why, attempt, self.max_retries, wait)
-        self.pacer.defer(wait)
+    def _last_headers(self) -> Mapping[str, Any] | None:
+        """This thread's last response headers (the SDK's exceptions carry none; Retry-After is one)."""
+        response = self._last_response()
+        return response.headers if response is not None and response.headers else None
 
     # -- reconcile ------------------------------------------------------------------------------
 
@@ -518,23 +558,30 @@ class TwilioChannel:
         return found
 
     def _list_messages(self, phone: str) -> list[Any]:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self.client.messages.list(to=phone, page_size=_PAGE_SIZE)
-            except (TwilioRestException, TwilioServiceException) as exc:
-                status, code, _ = _error_parts(exc)
-                if (status == 429 or status >= 500) and attempt <= self.max_retries:
-                    self._sleep(self._delay(attempt, _retry_after(self._last_response())))
-                    continue
-                raise TwilioChannelError(
-                    f"Twilio could not list messages (HTTP {status}, error {code})"
-                ) from None
-            except requests.RequestException as exc:  # a listing is safe to repeat
-                if attempt <= self.max_retries:
-                    self._sleep(self._delay(attempt, None))
-                    continue
-                raise TwilioChannelError(
-                    f"Twilio could not list messages ({type(exc).__name__} after {attempt} attempts)"
-                ) from None
+        """One recipient's messages; 429/5xx and any transport error are retried (listing is safe to
+        repeat), then TwilioChannelError: Twilio could not be asked."""
+
+        def retryable(outcome: object) -> bool:
+            if isinstance(outcome, TwilioRestException | TwilioServiceException):
+                return _is_retryable_status(_error_parts(outcome)[0])
+            return isinstance(outcome, requests.RequestException)
+
+        def asked_wait(outcome: object) -> float | None:
+            # Read on the thread that just failed, before it sends again: its last response.
+            if isinstance(outcome, TwilioRestException | TwilioServiceException):
+                return retry_after_seconds(self._last_headers())
+            return None
+
+        policy = self._policy(self._sleep, retryable=retryable, retry_after=asked_wait)
+        try:
+            listed: list[Any] = policy(self.client.messages.list, to=phone, page_size=_PAGE_SIZE)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            status, code, _ = _error_parts(exc)
+            raise TwilioChannelError(
+                f"Twilio could not list messages (HTTP {status}, error {code})"
+            ) from None
+        except requests.RequestException as exc:
+            raise TwilioChannelError(
+                f"Twilio could not list messages ({type(exc).__name__} after {self.max_retries + 1} attempts)"
+            ) from None
+        return listed
