@@ -15,7 +15,7 @@ from techtouch.services.app import App
 from techtouch.services.delivery import DeliveryReport
 from techtouch.services.runner import RunState
 
-BACKOFF = [10, 60, 300]  # seconds: a provider outage usually lasts minutes
+BACKOFF: list[float] = [10, 60, 300]  # seconds: a provider outage usually lasts minutes
 
 
 def _deliver(app: App, state: RunState, channel: str) -> DeliveryReport:

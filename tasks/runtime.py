@@ -8,6 +8,7 @@ in prefect.yaml or in a deployment's stored job variables.
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 
 from prefect.blocks.system import Secret
 
@@ -24,7 +25,8 @@ SECRET_BLOCKS = {
 
 def secret_from_block(name: str) -> str | None:
     try:
-        block = Secret.load(name, validate=False)
+        # Called from sync code only, where `load` (an async_dispatch) runs the sync implementation.
+        block = cast(Secret[Any], Secret.load(name, validate=False))
     except ValueError:  # no such block
         return None
     value = block.get()

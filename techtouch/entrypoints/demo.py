@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from techtouch import bootstrap
 from techtouch.adapters.db import migrate
@@ -107,8 +109,8 @@ def main() -> int:
     return 0
 
 
-def _portfolio(console: Console, engine: object, as_of: object, distribution: dict) -> None:
-    views = reports.portfolio(engine, as_of)  # type: ignore[arg-type]
+def _portfolio(console: Console, engine: Engine, as_of: date, distribution: dict[str, Any]) -> None:
+    views = reports.portfolio(engine, as_of)
     segments = Table("segment", "accounts", "ARR", title="Accounts by segment")
     for segment, row in views["by_segment"].iterrows():
         segments.add_row(str(segment), str(int(row["accounts"])), f"${row['arr']:,.0f}")

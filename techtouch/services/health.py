@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, select
 
 from techtouch.adapters.db.bulk import upsert_rows
 from techtouch.adapters.db.models import Account, HealthSnapshot
@@ -58,7 +59,7 @@ def compute_health(engine: Engine, as_of: date, cutoff: datetime, model: HealthM
         .to_dict("records")
     )
     columns = {c.name for c in HealthSnapshot.__table__.columns}
-    rows = [{k: v for k, v in row.items() if k in columns} for row in rows]
+    snapshots = [{str(k): v for k, v in row.items() if k in columns} for row in rows]
     with engine.begin() as connection:
-        upsert_rows(connection, HealthSnapshot.__table__, rows, key=("account_id", "as_of"))
+        upsert_rows(connection, cast(Table, HealthSnapshot.__table__), snapshots, key=("account_id", "as_of"))
     return scored

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -42,7 +42,7 @@ def preview_account(
         enrollments = load_enrollments(connection, journey.id)
         engagement = load_engagement(connection, journey.id)
     accounts = accounts.loc[[account_id]]
-    roles = list(journey.spec.recipients)
+    roles: list[str] = list(journey.spec.recipients)
     frame = build_frame(accounts, enrollments, engagement, reachability(contacts, roles))
     decision = decide(frame, journey, as_of)
     plan = plan_touches(
@@ -66,21 +66,27 @@ def preview_account(
     for m in journey.milestones:
         if m.spec.id != current:
             continue
-        for label, condition in (
+        for label, step_condition in (
             ("start_when", m.start_when),
             ("skip_when", m.skip_when),
             ("done_when", m.done_when),
         ):
-            if condition is not None:
+            if step_condition is not None:
                 conditions.append(
-                    (f"{m.spec.id}.{label}", condition.source, *_explain(condition, frame, account_id))
+                    (
+                        f"{m.spec.id}.{label}",
+                        step_condition.source,
+                        *_explain(step_condition, frame, account_id),
+                    )
                 )
 
     renderer = app.renderer
     build = context_builder(settings, accounts, app.catalog, app.link_secret)
     messages = []
     names = _contact_names(engine, account_id)
-    for touch in plan.touches.to_dict("records"):
+    # The stubs key records by Hashable; a plan's touch columns are all named by strings.
+    touches = cast(list[dict[str, Any]], plan.touches.to_dict("records"))
+    for touch in touches:
         if touch["channel"] not in ("email", "sms") or touch["status"] != "pending":
             continue
         row = touch | {
@@ -132,5 +138,7 @@ def _contact_names(engine: Engine, account_id: str) -> dict[str, str]:
 
     with engine.connect() as connection:
         return dict(
-            connection.execute(select(Contact.id, Contact.name).where(Contact.account_id == account_id)).all()
+            connection.execute(select(Contact.id, Contact.name).where(Contact.account_id == account_id))
+            .tuples()
+            .all()
         )

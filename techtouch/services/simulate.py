@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, bindparam, select, text, update
+from sqlalchemy import Engine, Table, bindparam, select, text, update
 
 from techtouch.adapters.db import migrate
 from techtouch.adapters.db.bulk import insert_rows, upsert_rows
@@ -248,7 +248,7 @@ def _respond(engine: Engine, day: date, model: ResponseModel, rng: np.random.Gen
         renewal = state[state["journey"] == "renewal"].assign(contact_id=None)
         events += _event_rows(renewal[rng.random(len(renewal)) < model.sign_rate], when, "renewal_signed", "")
         if events:
-            upsert_rows(connection, Event.__table__, events, key=("key",), update=False)
+            upsert_rows(connection, cast(Table, Event.__table__), events, key=("key",), update=False)
         risk = state[state["journey"] == "risk"]
         recovering = risk[rng.random(len(risk)) < model.recovery_rate]["account_id"].tolist()
         if recovering:

@@ -67,13 +67,13 @@ def step_rows(journey: JourneyReport) -> list[dict[str, Any]]:
     """Counts per milestone, rung, channel and status: the table artifact of a journey run."""
     return [
         {
-            "milestone": str(row.milestone),
-            "rung": str(row.rung),
-            "channel": str(row.channel),
-            "status": str(row.status),
-            "count": int(row.count),
+            "milestone": str(step["milestone"]),
+            "rung": str(step["rung"]),
+            "channel": str(step["channel"]),
+            "status": str(step["status"]),
+            "count": int(step["count"]),
         }
-        for row in journey.steps.itertuples()
+        for step in journey.steps.to_dict("records")
     ]
 
 

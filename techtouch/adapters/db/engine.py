@@ -13,11 +13,11 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     """An engine with the pragmas SQLite needs to behave like a server database."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+        engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, **kwargs)  # type: ignore[arg-type]
+    return create_engine(url, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

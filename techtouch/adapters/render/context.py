@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -71,7 +71,8 @@ def context_builder(
 
     def account_for(account_id: str) -> dict[str, Any]:
         if account_id not in cache:
-            cache[account_id] = account_context(accounts.loc[account_id], account_id)
+            # The accounts are indexed by their unique id: a label selects one row, never a frame.
+            cache[account_id] = account_context(cast(pd.Series, accounts.loc[account_id]), account_id)
         return cache[account_id]
 
     def build(row: dict[str, Any]) -> dict[str, Any]:

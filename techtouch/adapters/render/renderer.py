@@ -168,6 +168,7 @@ class Renderer:
         """The files that must exist for `template` on `channel`."""
         if not _TEMPLATE_ID.match(template):
             raise ValueError(f"template id {template!r} must look like 'journey/name'")
+        suffixes: tuple[str, ...]
         if channel == "email":
             suffixes = EMAIL_SUFFIXES
         elif channel == "sms":

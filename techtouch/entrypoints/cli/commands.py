@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from techtouch.adapters.db import migrate
@@ -100,7 +100,7 @@ def seed_command(
     cfg, engine = tt.settings, tt.engine
     anchor = parse_date(as_of, "--as-of") or today(cfg.zone)
     with _progress() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(stage: str, n: int) -> None:
             if stage not in tasks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -32,7 +33,7 @@ def report_tables(report: RunReport) -> list[Table]:
     )
     for j in report.journeys:
         steps = j.steps
-        by_channel = (
+        by_channel: pd.Series[int] | dict[str, int] = (
             steps[steps["status"] != "skipped"].groupby("channel")["count"].sum() if len(steps) else {}
         )
         skipped = int(steps.loc[steps["status"] == "skipped", "count"].sum()) if len(steps) else 0
@@ -49,8 +50,15 @@ def report_tables(report: RunReport) -> list[Table]:
     tables = [overview]
     steps_table = Table("journey", "milestone", "rung", "channel", "status", "count", title="Steps taken")
     for j in report.journeys:
-        for row in j.steps.itertuples():
-            steps_table.add_row(j.journey, row.milestone, row.rung, row.channel, row.status, str(row.count))
+        for step in j.steps.to_dict("records"):
+            steps_table.add_row(
+                j.journey,
+                step["milestone"],
+                step["rung"],
+                step["channel"],
+                step["status"],
+                str(step["count"]),
+            )
     if steps_table.row_count:
         tables.append(steps_table)
     if report.delivery is not None:
@@ -111,21 +119,21 @@ def print_simulation(console: Console, result: SimulationResult) -> None:
         "opened",
         title=f"Funnel {result.start} → {end}",
     )
-    for row in result.funnel.itertuples():
+    for step in result.funnel.to_dict("records"):
         funnel.add_row(
-            row.journey,
-            row.milestone,
-            row.rung,
-            row.channel,
-            str(row.touches),
-            str(row.skipped),
-            str(int(row.opened)) if row.channel == "email" else "-",
+            step["journey"],
+            step["milestone"],
+            step["rung"],
+            step["channel"],
+            str(step["touches"]),
+            str(step["skipped"]),
+            str(int(step["opened"])) if step["channel"] == "email" else "-",
         )
     console.print(funnel)
     if not result.exits.empty:
         exits = Table("journey", "exit", "enrollments", title="Exits")
-        for row in result.exits.itertuples():
-            exits.add_row(row.journey, str(row.exit_reason), str(row.count))
+        for exit_row in result.exits.to_dict("records"):
+            exits.add_row(exit_row["journey"], str(exit_row["exit_reason"]), str(exit_row["count"]))
         console.print(exits)
     if result.cta_load.empty:
         console.print("no CTAs created")
@@ -134,10 +142,10 @@ def print_simulation(console: Console, result: SimulationResult) -> None:
         if len(frame.index) < len(frame.columns):  # few CSMs, many weeks: weeks as rows fit a terminal
             frame = frame.T
         load = Table(
-            frame.index.name or "", *map(str, frame.columns), "total", title="CTAs per CSM per ISO week"
+            str(frame.index.name or ""), *map(str, frame.columns), "total", title="CTAs per CSM per ISO week"
         )
-        for label, row in frame.iterrows():
-            load.add_row(str(label), *(str(int(v)) for v in row), str(int(row.sum())))
+        for label, counts in frame.iterrows():
+            load.add_row(str(label), *(str(int(v)) for v in counts), str(int(counts.sum())))
         console.print(load)
     console.print(f"simulated database: {result.database}")
 
