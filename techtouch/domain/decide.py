@@ -25,6 +25,7 @@ import pandas as pd
 
 from techtouch.domain.catalog import CompiledJourney, CompiledMilestone
 from techtouch.domain.spec import CtaSpec, Message, Rung
+from techtouch.domain.statuses import ENDED_ENROLLMENT_STATUSES, EnrollmentPhase, EnrollmentStatus
 
 ACTION_COLUMNS = [
     "account_id",
@@ -42,6 +43,8 @@ ACTION_COLUMNS = [
     "flag",
 ]
 NONE = -1  # "no date" as an ordinal
+NOT_ENROLLED = "none"  # the status of an account never enrolled in the journey (never written)
+ACTIVE = EnrollmentStatus.ACTIVE
 
 
 @dataclass
@@ -79,14 +82,14 @@ class _Run:
         self.index = frame.index
         n = len(frame)
         milestone_ids = [m.spec.id for m in journey.milestones]
-        status = frame["e_status"].fillna("none").to_numpy(dtype=object)
+        status = frame["e_status"].fillna(NOT_ENROLLED).to_numpy(dtype=object)
         self.status = status.copy()
         self.cycle = frame["e_cycle"].fillna(0).to_numpy(dtype=np.int64).copy()
         position = (
             pd.Categorical(frame["e_milestone"], categories=milestone_ids).codes.astype(np.int64).copy()
         )
         self.milestone = position
-        self.phase = frame["e_phase"].fillna("pending").to_numpy(dtype=object).copy()
+        self.phase = frame["e_phase"].fillna(EnrollmentPhase.PENDING).to_numpy(dtype=object).copy()
         self.step = frame["e_step"].fillna(0).to_numpy(dtype=np.int64).copy()
         self.next_due = _ordinal(frame["e_next_due"])
         self.since = _ordinal(frame["e_milestone_since"])
@@ -157,14 +160,14 @@ class _Run:
         self.changed |= mask
         if milestone_index + 1 < len(milestones):
             self.milestone[mask] = milestone_index + 1
-            self.phase[mask] = "pending"
+            self.phase[mask] = EnrollmentPhase.PENDING
             self.step[mask] = 0
             self.next_due[mask] = self.day + milestones[milestone_index + 1].spec.after
             self.since[mask] = self.day
         else:
-            self.finish(mask, "completed", "finished")
+            self.finish(mask, EnrollmentStatus.COMPLETED, "finished")
 
-    def finish(self, mask: np.ndarray, status: str, reason: str) -> None:
+    def finish(self, mask: np.ndarray, status: EnrollmentStatus, reason: str) -> None:
         self.status[mask] = status
         self.exit_reason[mask] = reason
         self.exited[mask] = self.day
@@ -304,18 +307,18 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
 
     # 1. Entry: audience, condition, and re-entry after an earlier enrollment ended.
     in_audience = frame["segment"].isin(spec.audience.segments).to_numpy()
-    never = run.status == "none"
-    ended = np.isin(run.status, ["completed", "exited"])
+    never = run.status == NOT_ENROLLED
+    ended = np.isin(run.status, list(ENDED_ENROLLMENT_STATUSES))
     after = spec.reentry.after_days
     may_reenter = ended & (run.exited != NONE) & (after is not None) & (run.exited + (after or 0) <= day)
     enter = in_audience & (never | may_reenter) & run.eval(journey.enter_when, -1)
     if enter.any():
         run.is_new |= enter
         run.changed |= enter
-        run.status[enter] = "active"
+        run.status[enter] = ACTIVE
         run.cycle[enter] += 1
         run.milestone[enter] = 0
-        run.phase[enter] = "pending"
+        run.phase[enter] = EnrollmentPhase.PENDING
         run.step[enter] = 0
         run.next_due[enter] = day + journey.milestones[0].spec.after
         run.since[enter] = day
@@ -333,46 +336,44 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
             run.entry[position] = {k: v for k, v in values.items() if v == v}  # drop NaN
         run.invalidate()
 
-    active = run.status == "active"
+    active = run.status == ACTIVE
     paused = frame["paused"].to_numpy(dtype=bool)
     run.skipped["paused"] = int((active & paused).sum())
     frozen = ~active | paused | (run.last_touch >= day)
 
     # 2. Goals end the journey (first matching goal wins), optionally with a last message.
     for goal, condition in journey.goals:
-        hit = (run.status == "active") & ~frozen & run.eval(condition, -1)
+        hit = (run.status == ACTIVE) & ~frozen & run.eval(condition, -1)
         if goal.message is not None:
             run.message(hit, goal.message, "goal", goal.id, "goal")
-        run.finish(hit, "completed", goal.id)
+        run.finish(hit, EnrollmentStatus.COMPLETED, goal.id)
         frozen |= hit
 
     # 3. Enrollments older than max_days end without a message.
     if spec.max_days is not None:
-        late = (
-            (run.status == "active") & ~frozen & (run.entered != NONE) & (day - run.entered >= spec.max_days)
-        )
-        run.finish(late, "exited", "timeout")
+        late = (run.status == ACTIVE) & ~frozen & (run.entered != NONE) & (day - run.entered >= spec.max_days)
+        run.finish(late, EnrollmentStatus.EXITED, "timeout")
         frozen |= late
 
     # 4. Walk milestones until nothing moves: each pass handles every milestone, vectorized.
     for _ in range(3 * len(journey.milestones) + 3):
         before = (run.milestone.copy(), run.phase.copy(), run.step.copy(), run.status.copy())
         for mi, m in enumerate(journey.milestones):
-            here = (run.status == "active") & ~frozen & (run.milestone == mi)
+            here = (run.status == ACTIVE) & ~frozen & (run.milestone == mi)
             if not here.any():
                 continue
-            pending = here & (run.phase == "pending") & (run.next_due <= day)
+            pending = here & (run.phase == EnrollmentPhase.PENDING) & (run.next_due <= day)
             if m.skip_when is not None:
                 skip = pending & run.eval(m.skip_when, mi)
                 run.advance(skip, mi)
                 pending &= ~skip
             start = pending & (run.eval(m.start_when, mi) if m.start_when is not None else True)
-            run.phase[start] = "active"
+            run.phase[start] = EnrollmentPhase.ACTIVE
             run.step[start] = 0
             run.next_due[start] = day + m.spec.ladder[0].after
             run.changed |= start
 
-            on = here & (run.phase == "active") & (run.milestone == mi) & (run.status == "active")
+            on = here & (run.phase == EnrollmentPhase.ACTIVE) & (run.milestone == mi) & (run.status == ACTIVE)
             done = on & run.eval(m.done_when, mi) if m.done_when is not None else np.zeros_like(on)
             if m.branches:
                 done &= ~run.acted  # branches act; one action per run, the rest waits for tomorrow
@@ -387,12 +388,12 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
                         run.acted |= hit
                     if branch.then == "exit":
                         exits |= hit & ~exits
-                run.finish(exits, "completed", f"{m.spec.id}_branch")
+                run.finish(exits, EnrollmentStatus.COMPLETED, f"{m.spec.id}_branch")
                 done &= ~exits
             run.advance(done, mi)
-            exhausted = on & ~done & (run.step >= len(m.spec.ladder)) & (run.status == "active")
+            exhausted = on & ~done & (run.step >= len(m.spec.ladder)) & (run.status == ACTIVE)
             run.advance(exhausted, mi)
-            due = on & ~done & ~exhausted & ~run.acted & (run.next_due <= day) & (run.status == "active")
+            due = on & ~done & ~exhausted & ~run.acted & (run.next_due <= day) & (run.status == ACTIVE)
             step_now = run.step.copy()  # firing a rung moves `step`; one rung per row per run
             for ri in range(len(m.spec.ladder)):
                 run.fire_rung(due & (step_now == ri), m, ri)
@@ -407,7 +408,7 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
         first_milestone=journey.milestones[0].spec.id,
         enrollments=_positions(run),
         actions=_actions(run),
-        counts={"entered": int(enter.sum()), "active": int((run.status == "active").sum()), **run.skipped},
+        counts={"entered": int(enter.sum()), "active": int((run.status == ACTIVE).sum()), **run.skipped},
     )
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from techtouch.domain.decide import Decision
 from techtouch.domain.policy import Delivery
+from techtouch.domain.statuses import EnrollmentPhase, EnrollmentStatus, TouchStatus
 
 MESSAGE_CHANNELS = ("email", "sms")
 
@@ -25,7 +26,9 @@ class Plan:
         pd.DataFrame
     )  # key, account_id, cycle, contact_id, milestone, rung, channel, sender, template, status, send_at
     ctas: pd.DataFrame  # touch_key, account_id, cycle, reason, title, priority, assignee, due_date
-    deferred: set[str]  # accounts whose message waits for a later day (frequency cap)
+    # Accounts whose message waits for a later day (frequency cap): nothing is recorded for them,
+    # so "deferred" is never a touch status; their positions are put back (revert_deferred).
+    deferred: set[str]
 
 
 def touch_key(
@@ -95,10 +98,15 @@ def plan_touches(
 
     zones = expanded["timezone"].fillna(expanded["account_id"].map(accounts["timezone"])).fillna(default_zone)
     send_at = {z: send_time(run_at, ZoneInfo(z), delivery) for z in zones.unique()}
-    expanded = expanded.assign(send_at=zones.map(send_at), status="pending")
+    expanded = expanded.assign(send_at=zones.map(send_at), status=TouchStatus.PENDING)
 
-    skipped = actions[actions["kind"] == "skip"].assign(contact_id=None, send_at=None, status="skipped")
-    ctas = actions[actions["channel"] == "cta"].assign(contact_id=None, send_at=None, status="created")
+    skipped = actions[actions["kind"] == "skip"].assign(
+        contact_id=None, send_at=None, status=TouchStatus.SKIPPED
+    )
+    # CREATED until record() finds an open CTA for the same reason (then DEDUPLICATED).
+    ctas = actions[actions["channel"] == "cta"].assign(
+        contact_id=None, send_at=None, status=TouchStatus.CREATED
+    )
     touches = (
         pd.concat([frame for frame in (expanded, skipped, ctas) if not frame.empty], ignore_index=True)
         if not (expanded.empty and skipped.empty and ctas.empty)
@@ -164,7 +172,7 @@ _TOUCH_COLUMNS = [
 
 def add_to_caps(caps: pd.DataFrame, touches: pd.DataFrame) -> pd.DataFrame:
     """Caps after this journey's messages: later journeys in the same run see them."""
-    sent = touches[touches["channel"].isin(MESSAGE_CHANNELS) & (touches["status"] == "pending")]
+    sent = touches[touches["channel"].isin(MESSAGE_CHANNELS) & (touches["status"] == TouchStatus.PENDING)]
     if sent.empty:
         return caps
     extra = sent.groupby("contact_id").size()
@@ -183,11 +191,11 @@ def revert_deferred(decision: Decision, deferred: set[str], as_of: date) -> pd.D
     keep_new = positions[mask & positions["is_new"]].copy()
     if not keep_new.empty:
         keep_new = keep_new.assign(
-            phase="pending",
+            phase=EnrollmentPhase.PENDING,
             step=0,
             next_due=as_of,
             last_touch_as_of=None,
-            status="active",
+            status=EnrollmentStatus.ACTIVE,
             exited_as_of=None,
             exit_reason=None,
         )

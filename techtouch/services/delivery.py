@@ -1,22 +1,19 @@
 """Deliver due touches: re-check consent at send time, render, claim, send in batches, mark.
 
-Exactly-once intent, as a small state machine on `touches.status`:
+Exactly-once intent is the claim -> send -> mark machine of techtouch.services.claims on
+`touches.status` (`pending` -> `sending`, `attempted_at` committed before the provider call ->
+`sent` / `failed` / `suppressed`). What is particular to touches:
 
-- `pending`: recorded by the run, never attempted. Safe to send.
-- `sending`: claimed for an attempt (`attempted_at` set and committed *before* the provider call).
-  After a crash, or a timeout the provider may or may not have acted on, it is ambiguous.
-- `sent` / `failed` / `suppressed`: final, with the provider's id or the reason.
-
-An ambiguous touch is never sent blindly. Channels that can be asked (`reconcile_is_authoritative`:
-the outbox, Twilio's message list) are asked; the ones found are marked sent and the rest go out
-again. For SendGrid, which cannot be asked, the webhook marks the touch sent when its `processed`
-or `delivered` event (carrying the touch key) arrives; a touch still ambiguous after
-`delivery.reconcile_after_minutes` without such an event is sent again.
-
-Claims are compare-and-set updates (`... WHERE status = 'pending' RETURNING key`), so two
-deliveries running at once never send the same touch twice. A `sending` touch younger than the
-claim lease (`delivery.claim_lease_minutes`) may be another delivery's batch in flight: it is left
-alone. An ambiguous touch whose contact has opted out since is not sent again but suppressed.
+- consent and suppressions are checked again at send time: a `pending` touch no longer allowed
+  is `suppressed` without an attempt, and so is an ambiguous one the provider turns out not to
+  have (it is not sent again);
+- the claim lease (`delivery.claim_lease_minutes`): a `sending` touch younger than it may be
+  another delivery's batch in flight and is left alone;
+- SendGrid cannot be asked, but the webhook marks a touch sent when its `processed` or
+  `delivered` event (carrying the touch key) arrives; a touch still ambiguous
+  `delivery.reconcile_after_minutes` after it was due (`attempted_at`, or `send_at` for a
+  scheduled send) without such an event is sent again;
+- a provider that says the recipient opted out suppresses the touch and the contact's channel.
 """
 
 from __future__ import annotations
@@ -29,12 +26,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, bindparam, text, update
+from sqlalchemy import Engine, text
 
 from techtouch.adapters.channels.base import OutboundEmail, OutboundSms, Receipt
 from techtouch.adapters.db.bulk import upsert_rows
-from techtouch.adapters.db.models import Suppression, Touch
+from techtouch.adapters.db.models import Suppression, sql_in
 from techtouch.adapters.render.renderer import Renderer, TemplateProblem
+from techtouch.domain.statuses import UNSETTLED_TOUCH_STATUSES, ReceiptStatus, TouchStatus
+from techtouch.services import claims
+from techtouch.services.claims import TOUCHES, Mark
 
 log = logging.getLogger(__name__)
 # Touches of one rung come in order (see DUE_SQL), so a SendGrid batch is one request of up to
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 BATCH = {"email": 1000, "sms": 500}
 
 DUE_SQL = text(
-    """
+    f"""
     SELECT t.key, t.status, t.attempted_at, t.account_id, t.contact_id, t.journey, t.milestone, t.rung,
            t.channel, t.sender, t.template, t.send_at,
            c.name AS contact_name, c.email, c.phone, c.role, c.email_consent, c.sms_consent,
@@ -51,7 +51,7 @@ DUE_SQL = text(
     JOIN contacts c ON c.id = t.contact_id
     LEFT JOIN suppressions se ON se.contact_id = c.id AND se.channel = 'email'
     LEFT JOIN suppressions ss ON ss.contact_id = c.id AND ss.channel = 'sms'
-    WHERE t.status IN ('pending', 'sending') AND t.channel IN ('email', 'sms')
+    WHERE {sql_in("t.status", UNSETTLED_TOUCH_STATUSES)} AND t.channel IN ('email', 'sms')
     ORDER BY t.channel, t.sender, t.journey, t.milestone, t.template, t.id
     """
 )
@@ -106,13 +106,14 @@ def deliver(
         ~is_email & due["sms_consent"] & due["phone"].notna() & ~due["sms_suppressed"]
     )
     # An ambiguous attempt may already be out: reconcile it even if consent changed since.
-    blocked = due.loc[~allowed & (due["status"] == "pending"), "key"].tolist()
-    _mark(engine, [_row(k, "suppressed", error="suppressed at send time") for k in blocked])
+    pending, sending = due["status"] == TouchStatus.PENDING, due["status"] == TouchStatus.SENDING
+    blocked = due.loc[~allowed & pending, "key"].tolist()
+    _mark(engine, [Mark(k, TouchStatus.SUPPRESSED, error="suppressed at send time") for k in blocked])
     report.suppressed = len(blocked)
-    due = due.assign(allowed=allowed)[allowed | (due["status"] == "sending")]
+    due = due.assign(allowed=allowed)[allowed | sending]
     # A claim younger than the lease may be another delivery's batch in flight: not ours to judge.
     attempted = pd.to_datetime(due["attempted_at"], utc=True)
-    in_flight = (due["status"] == "sending") & (attempted > pd.Timestamp(now() - lease))
+    in_flight = (due["status"] == TouchStatus.SENDING) & (attempted > pd.Timestamp(now() - lease))
     report.awaiting += int(in_flight.sum())
     due = due[~in_flight]
 
@@ -141,95 +142,61 @@ def _deliver_batch(
     now: Callable[[], datetime],
 ) -> None:
     messages: dict[str, OutboundEmail | OutboundSms] = {}
-    failures: list[dict[str, Any]] = []
+    failures: list[Mark] = []
     for row in rows:
         try:
             context = context_for(row)
             build = _email if channel_name == "email" else _sms
             messages[row["key"]] = build(row, context, renderer)
         except TemplateProblem as exc:
-            failures.append(_row(row["key"], "failed", error=str(exc)))
+            failures.append(Mark(row["key"], TouchStatus.FAILED, error=str(exc)))
     if failures:
         report.failed += len(failures)
-        report.errors += [f"{f['_key']}: {f['error']}" for f in failures]
+        report.errors += [f"{f.key}: {f.error}" for f in failures]
         _mark(engine, failures)
 
     started = now()
-    ambiguous = [r for r in rows if r["status"] == "sending" and r["key"] in messages]
+    ambiguous = [r for r in rows if r["status"] == TouchStatus.SENDING and r["key"] in messages]
     resend: list[str] = []
     if ambiguous:
         # `attempted_at` is set with the claim; a clock a few minutes apart must not hide a message.
         since = min(_aware(r["attempted_at"]) for r in ambiguous) - timedelta(minutes=5)
-        found = channel.reconcile([messages[r["key"]] for r in ambiguous], since)
-        authoritative = getattr(channel, "reconcile_is_authoritative", False)
-        report.reconciled += len(found)
-        _mark(engine, [_receipt_row(r) for r in found.values()])
-        opted_out = []
-        for row in ambiguous:
-            if row["key"] in found:
-                continue
-            if not row["allowed"]:  # not at the provider, and the contact has opted out since
-                opted_out.append(_row(row["key"], "suppressed", error="suppressed before the retry"))
-                continue
+        verdict = claims.judge(
+            channel,
+            [messages[r["key"]] for r in ambiguous],
+            since,
+            now=started,
+            grace=reconcile_after,
             # SendGrid's `processed` event for a scheduled message comes at `send_at`, not before.
-            settled_by = max(_aware(row["attempted_at"]), _aware(row["send_at"]))
-            if authoritative or settled_by <= started - reconcile_after:
-                resend.append(row["key"])
-            else:
-                report.awaiting += 1
+            settles_at={r["key"]: max(_aware(r["attempted_at"]), _aware(r["send_at"])) for r in ambiguous},
+        )
+        report.reconciled += len(verdict.found)
+        _mark(engine, [m for r in verdict.found.values() if (m := TOUCHES.outcome(r)) is not None])
+        # Not at the provider, and the contact has opted out since: suppressed, not sent again.
+        allowed = {r["key"]: bool(r["allowed"]) for r in ambiguous}
+        opted_out = [
+            Mark(k, TouchStatus.SUPPRESSED, error="suppressed before the retry")
+            for k in verdict.resend + verdict.waiting
+            if not allowed[k]
+        ]
+        resend = [k for k in verdict.resend if allowed[k]]
+        report.awaiting += sum(1 for k in verdict.waiting if allowed[k])
         report.suppressed += len(opted_out)
         _mark(engine, opted_out)
-    fresh = [r["key"] for r in rows if r["status"] == "pending" and r["key"] in messages]
-    claimed = _claim(engine, fresh, resend, started, started - lease)
+    fresh = [r["key"] for r in rows if r["status"] == TouchStatus.PENDING and r["key"] in messages]
+    with engine.begin() as connection:  # fresh claims and resends commit together, before the call
+        claimed = claims.claim(connection, TOUCHES, fresh, started)
+        claimed |= claims.reclaim(connection, TOUCHES, resend, started, stale_before=started - lease)
     report.retried += sum(1 for k in resend if k in claimed)
     batch = [messages[k] for k in messages if k in claimed]
     if not batch:
         return
     contact_of = {r["key"]: r["contact_id"] for r in rows}
-    try:
-        receipts: list[Receipt] = channel.send(batch)
-    except Exception as exc:
-        # A configuration error (bad key, wrong host) part-way: keep what was settled, then stop.
-        # The rest stay `sending` and are reconciled by the next delivery.
-        settled = list(getattr(exc, "receipts", []))
-        _record_receipts(engine, settled, contact_of, channel_name, report, started)
-        raise
-    _record_receipts(engine, receipts, contact_of, channel_name, report, started)
-
-
-def _claim(
-    engine: Engine, fresh: list[str], resend: list[str], at: datetime, stale_before: datetime
-) -> set[str]:
-    """Compare-and-set `sending` before the provider call; the keys this delivery may send.
-
-    A resend claims only an attempt older than the lease, and renews it: a second delivery that
-    saw the same ambiguous touch finds it renewed and leaves it."""
-    table = Touch.__table__
-    claimed: set[str] = set()
-    with engine.begin() as connection:
-        if fresh:
-            claimed |= set(
-                connection.scalars(
-                    update(table)
-                    .where(table.c.key.in_(fresh), table.c.status == "pending")
-                    .values(status="sending", attempted_at=at)
-                    .returning(table.c.key)
-                )
-            )
-        if resend:
-            claimed |= set(
-                connection.scalars(
-                    update(table)
-                    .where(
-                        table.c.key.in_(resend),
-                        table.c.status == "sending",
-                        table.c.attempted_at <= stale_before,
-                    )
-                    .values(attempted_at=at)
-                    .returning(table.c.key)
-                )
-            )
-    return claimed
+    claims.send(
+        channel,
+        batch,
+        lambda receipts: _record_receipts(engine, receipts, contact_of, channel_name, report, started),
+    )
 
 
 def _record_receipts(
@@ -240,22 +207,26 @@ def _record_receipts(
     report: DeliveryReport,
     at: datetime,
 ) -> None:
-    marks = []
+    """Mark each touch from its receipt; an opted-out recipient also gets a suppression."""
+    marks: list[Mark] = []
     opted_out = []
     for receipt in receipts:
-        if receipt.status == "sent":
+        settled = TOUCHES.outcome(receipt)
+        verdict = claims.receipt_status(receipt)
+        if verdict == ReceiptStatus.SENT:
             report.sent[channel_name] += 1
-            marks.append(_receipt_row(receipt))
-        elif receipt.status == "failed":
+        elif verdict == ReceiptStatus.FAILED:
             report.failed += 1
             report.errors.append(f"{receipt.key}: {receipt.error}")
-            marks.append(_receipt_row(receipt))
-        elif receipt.status == "opted_out":
+        elif verdict == ReceiptStatus.OPTED_OUT:
             report.opted_out += 1
             opted_out.append(contact_of[receipt.key])
-            marks.append(_row(receipt.key, "suppressed", error=receipt.error or "recipient opted out"))
+            error = receipt.error or "recipient opted out"
+            settled = Mark(receipt.key, TouchStatus.SUPPRESSED, error=error)
         else:  # unknown: stays `sending`; the next delivery reconciles it
             report.unknown += 1
+        if settled is not None:
+            marks.append(settled)
     _mark(engine, marks)
     if opted_out:
         with engine.begin() as connection:
@@ -276,25 +247,11 @@ def _aware(value: Any) -> datetime:
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
 
 
-def _row(key: str, status: str, provider_id: str | None = None, error: str | None = None) -> dict[str, Any]:
-    return {"_key": key, "status": status, "provider_id": provider_id, "error": error}
-
-
-def _receipt_row(receipt: Receipt) -> dict[str, Any]:
-    return _row(receipt.key, receipt.status, receipt.provider_id, receipt.error)
-
-
-def _mark(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    table = Touch.__table__
-    statement = (
-        update(table)
-        .where(table.c.key == bindparam("_key"), text("status IN ('pending', 'sending')"))
-        .values(status=bindparam("status"), provider_id=bindparam("provider_id"), error=bindparam("error"))
-    )
-    with engine.begin() as connection:
-        connection.execute(statement, rows)
+def _mark(engine: Engine, marks: list[Mark]) -> None:
+    """Settle touches in a transaction of their own (each step of a batch commits as it happens)."""
+    if marks:
+        with engine.begin() as connection:
+            claims.mark(connection, TOUCHES, marks)
 
 
 def _email(row: dict[str, Any], context: dict[str, Any], renderer: Renderer) -> OutboundEmail:

@@ -2,8 +2,9 @@
 
 CTAs of accounts without a CSM sit in the team queue; its digest goes to `queue_owner` (a queue
 owner who is also a CSM gets two: their own and the queue's). Exactly-once like customer mail: a
-`digests` row (one per assignee and day) is claimed before the email goes out and marked with
-the provider's id after.
+`digests` row (one per assignee and day) runs the same claim -> send -> mark machine as touches
+(techtouch.services.claims), claimed before the email goes out and marked with the provider's id
+after.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 
 from techtouch.adapters.channels.base import OutboundEmail, Receipt
 from techtouch.adapters.db.bulk import upsert_rows
-from techtouch.adapters.db.models import OPEN_CTA_STATUSES, Account, Cta, Digest
+from techtouch.adapters.db.models import Account, Cta
 from techtouch.adapters.render.context import csm_name
 from techtouch.adapters.render.renderer import Renderer
 from techtouch.domain.clock import run_instant
+from techtouch.domain.statuses import FINAL_DIGEST_STATUSES, OPEN_CTA_STATUSES, DigestStatus, ReceiptStatus
+from techtouch.services import claims
+from techtouch.services.claims import DIGESTS
 from techtouch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -175,63 +179,50 @@ def send_digests(
 ) -> DigestReport:
     """Record each digest, claim the unsent ones, send, mark; a rerun of the day sends nothing.
 
-    Like customer mail: a digest is claimed (`pending` -> `sending`, compare-and-set) before the
-    provider call. One left `sending` (a crash, a timeout) is resent only when the channel can
-    say it does not have it (the outbox); with SendGrid it stays for a person to check, since
-    a CSM missing one digest costs less than a CSM getting two.
+    The claims machine with no lease and no grace period: a digest left `sending` (a crash, a
+    timeout) is resent only when the channel can say it does not have it (the outbox); with
+    SendGrid it stays for a person to check, since a CSM missing one digest costs less than a
+    CSM getting two.
     """
     with engine.connect() as connection:
         report = collect(connection, settings, as_of)
     messages = {d.key: render(renderer, settings, d) for d in report.digests}  # a template error stops all
     if dry_run or not messages:
         return report
-    digests = Digest.__table__
+    table = DIGESTS.table
+    seen = datetime.now(UTC)  # a resend takes only an attempt stamped before the states were read
     with engine.begin() as connection:
         upsert_rows(
             connection,
-            digests,
+            table,
             [
-                {"key": d.key, "recipient": d.recipient, "as_of": as_of, "status": "pending"}
+                {"key": d.key, "recipient": d.recipient, "as_of": as_of, "status": DigestStatus.PENDING}
                 | {"counts": d.counts}
                 for d in report.digests
             ],
             ["key"],
             update=False,
         )
-        query = select(digests.c.key, digests.c.status).where(digests.c.key.in_(list(messages)))
+        query = select(table.c.key, table.c.status).where(table.c.key.in_(list(messages)))
         states: dict[str, str] = {key: status for key, status in connection.execute(query)}
-    report.already_sent = sum(1 for s in states.values() if s in ("sent", "failed"))
-    ambiguous = [messages[k] for k, s in states.items() if s == "sending"]
+    report.already_sent = sum(1 for s in states.values() if s in FINAL_DIGEST_STATUSES)
+    ambiguous = [messages[k] for k, s in states.items() if s == DigestStatus.SENDING]
+    resend: list[str] = []
     if ambiguous:
-        found = email_channel.reconcile(ambiguous, datetime.now(UTC) - timedelta(days=1))
-        _mark(engine, list(found.values()), report, "sending")
-        if not getattr(email_channel, "reconcile_is_authoritative", False):
-            report.unsettled = len(ambiguous) - len(found)
-            if report.unsettled:
-                log.warning(
-                    "%d digests for %s may or may not have gone out: not resent", report.unsettled, as_of
-                )
-        else:
-            _reset(engine, [m.key for m in ambiguous if m.key not in found])
-            states |= {m.key: "pending" for m in ambiguous if m.key not in found}
+        verdict = claims.judge(email_channel, ambiguous, seen - timedelta(days=1), now=seen, grace=None)
+        _settle(engine, list(verdict.found.values()), report)
+        resend = verdict.resend
+        report.unsettled = len(verdict.waiting)
+        if report.unsettled:
+            log.warning("%d digests for %s may or may not have gone out: not resent", report.unsettled, as_of)
+    fresh = [k for k, s in states.items() if s == DigestStatus.PENDING]
+    at = datetime.now(UTC)
     with engine.begin() as connection:
-        claimed = set(
-            connection.scalars(
-                update(digests)
-                .where(digests.c.key.in_([k for k, s in states.items() if s == "pending"]))
-                .where(digests.c.status == "pending")
-                .values(status="sending")
-                .returning(digests.c.key)
-            )
-        )
+        claimed = claims.claim(connection, DIGESTS, fresh, at)
+        claimed |= claims.reclaim(connection, DIGESTS, resend, at, stale_before=seen)
     batch = [m for k, m in messages.items() if k in claimed]
     if batch:
-        try:
-            receipts = email_channel.send(batch)
-        except Exception as exc:  # a configuration error part-way: keep what was settled
-            _mark(engine, list(getattr(exc, "receipts", [])), report, "sending")
-            raise
-        _mark(engine, receipts, report, "sending")
+        claims.send(email_channel, batch, lambda receipts: _settle(engine, receipts, report))
     log.info(
         "digests for %s: %d sent, %d already sent, %d failed",
         as_of,
@@ -242,30 +233,20 @@ def send_digests(
     return report
 
 
-def _mark(engine: Engine, receipts: list[Receipt], report: DigestReport, current: str) -> None:
-    """`unknown` (ambiguous) and `opted_out` stay `sending`: see send_digests."""
+def _settle(engine: Engine, receipts: list[Receipt], report: DigestReport) -> None:
+    """Mark sent and failed digests; `unknown` (ambiguous) and `opted_out` stay `sending`: see
+    send_digests."""
     labels = report.digests_by_key()
+    marks = []
+    for receipt in receipts:
+        settled = DIGESTS.outcome(receipt)
+        if settled is None:
+            continue
+        marks.append(settled)
+        if claims.receipt_status(receipt) == ReceiptStatus.SENT:
+            report.sent += 1
+        else:
+            report.failed += 1
+            report.errors.append(f"digest {labels.get(receipt.key, '?')}: {receipt.error}")
     with engine.begin() as connection:
-        for receipt in receipts:
-            if receipt.status not in ("sent", "failed"):
-                continue
-            connection.execute(
-                update(Digest)
-                .where(Digest.key == receipt.key, Digest.status == current)
-                .values(status=receipt.status, provider_id=receipt.provider_id, error=receipt.error)
-            )
-            if receipt.status == "sent":
-                report.sent += 1
-            else:
-                report.failed += 1
-                report.errors.append(f"digest {labels.get(receipt.key, '?')}: {receipt.error}")
-
-
-def _reset(engine: Engine, keys: list[str]) -> None:
-    if keys:
-        with engine.begin() as connection:
-            connection.execute(
-                update(Digest)
-                .where(Digest.key.in_(keys), Digest.status == "sending")
-                .values(status="pending")
-            )
+        claims.mark(connection, DIGESTS, marks)

@@ -26,6 +26,7 @@ from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.decide import Decision, decide
 from techtouch.domain.plan import Plan, add_to_caps, plan_touches, revert_deferred
 from techtouch.domain.shards import ALL, Shard
+from techtouch.domain.statuses import EnrollmentStatus
 from techtouch.services.delivery import DeliveryReport
 from techtouch.settings import Settings
 
@@ -252,7 +253,7 @@ def _report(
         else pd.DataFrame(columns=["milestone", "rung", "channel", "status", "count"])
     )
     ctas = plan.ctas
-    exits = positions.loc[positions["status"] != "active", "exit_reason"].value_counts()
+    exits = positions.loc[positions["status"] != EnrollmentStatus.ACTIVE, "exit_reason"].value_counts()
     send_at = pd.to_datetime(touches["send_at"], utc=True) if not touches.empty else pd.Series(dtype=object)
     return JourneyReport(
         journey=journey,

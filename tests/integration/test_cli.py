@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from techtouch.domain.statuses import CtaStatus, TouchStatus
+
 D0 = date(2027, 1, 4)
 ROOT = Path(__file__).parents[2]
 
@@ -37,7 +39,7 @@ def write(path: Path, header: str, rows: list[list[object]]) -> str:
 
 @pytest.fixture
 def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHTOUCH_")}
+    env = dict(os.environ)  # the autouse fixture already dropped TECHTOUCH_*
     upgraded = techtouch(env | {"TECHTOUCH_DATABASE_URL": db_url}, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "upgraded from empty to" in upgraded.stdout
@@ -180,6 +182,22 @@ def test_errors_exit_non_zero_with_a_clear_message(cli_env: dict[str, str], tmp_
     )
     result = techtouch(cli_env, "check", str(broken))
     assert result.returncode == 1 and f"{broken}:3:19: enter_when: unexpected end" in result.stdout
+
+
+def test_status_options_take_only_known_statuses_and_list_them(cli_env: dict[str, str]) -> None:
+    wide = cli_env | {"COLUMNS": "400"}  # one line per message: no wrapping inside the error box
+    for command, vocabulary, typo in (
+        ("touches", TouchStatus, "delivered"),
+        ("ctas", CtaStatus, "cancelled"),
+    ):
+        result = techtouch(wide, command, "--status", typo)
+        assert result.returncode == 2, result.stderr  # a usage error, before touching the database
+        message = " ".join(result.stderr.replace("│", " ").split())
+        assert "Invalid value for '--status'" in message and f"'{typo}' is not one of" in message
+        assert all(f"'{status}'" in message for status in vocabulary), message
+        assert "Traceback" not in result.stderr
+        known = techtouch(cli_env, command, "--status", next(iter(vocabulary)), "--json")
+        assert known.returncode == 0 and json.loads(known.stdout) == [], known.stderr
 
 
 def test_commands_refuse_a_database_without_the_schema_and_say_how_to_fix_it(

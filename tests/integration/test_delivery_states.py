@@ -14,8 +14,11 @@ from techtouch import bootstrap
 from techtouch.adapters.channels.base import Receipt
 from techtouch.adapters.render.context import context_builder
 from techtouch.adapters.render.renderer import Renderer
+from techtouch.domain.statuses import TouchStatus
+from techtouch.services import claims
 from techtouch.services import day as service
-from techtouch.services.delivery import _claim, deliver
+from techtouch.services.claims import TOUCHES
+from techtouch.services.delivery import deliver
 from techtouch.settings import Settings
 from tests.crash_trials import AS_OF, build_base
 
@@ -95,15 +98,30 @@ def test_an_attempt_younger_than_the_lease_is_left_to_the_delivery_that_made_it(
     assert channel.sent == [key] and report.retried == 1 and status(engine, key) == "sent"
 
 
+def reclaim(engine: Engine, key: str, at: datetime) -> set[str]:
+    with engine.begin() as connection:
+        return claims.reclaim(connection, TOUCHES, [key], at, stale_before=at - timedelta(minutes=10))
+
+
 def test_a_resend_claim_is_compare_and_set(setup: Any) -> None:
     engine = setup[0]
     key, _ = one_email(engine)
     only(engine, key, status="sending", attempted_at=NOW - timedelta(hours=1))
-    first = _claim(engine, [], [key], NOW, NOW - timedelta(minutes=10))
-    second = _claim(
-        engine, [], [key], NOW + timedelta(seconds=1), NOW + timedelta(seconds=1) - timedelta(minutes=10)
-    )
+    first = reclaim(engine, key, NOW)
+    second = reclaim(engine, key, NOW + timedelta(seconds=1))
     assert first == {key} and second == set()
+
+
+def test_a_fresh_claim_is_compare_and_set_and_a_final_status_is_never_overwritten(setup: Any) -> None:
+    engine = setup[0]
+    key, _ = one_email(engine)
+    only(engine, key, status="pending")
+    with engine.begin() as connection:
+        assert claims.claim(connection, TOUCHES, [key], NOW) == {key}
+        assert claims.claim(connection, TOUCHES, [key], NOW) == set()  # already `sending`
+        claims.mark(connection, TOUCHES, [claims.Mark(key, TouchStatus.SENT, provider_id="p1")])
+        claims.mark(connection, TOUCHES, [claims.Mark(key, TouchStatus.FAILED, error="late receipt")])
+    assert status(engine, key) == "sent"
 
 
 def test_an_ambiguous_attempt_is_not_resent_after_the_contact_opts_out(setup: Any) -> None:
@@ -142,3 +160,40 @@ def test_a_scheduled_email_waits_for_its_send_time_before_it_counts_as_lost(setu
     only(engine, key, send_at=(NOW - timedelta(hours=2)).replace(tzinfo=None))
     report = run(setup, channel, reconcile_after=timedelta(hours=1))
     assert channel.sent == [key] and report.retried == 1
+
+
+class Asked:
+    """A channel that has `has` and says whether its answer can be trusted."""
+
+    def __init__(self, authoritative: bool, has: set[str]) -> None:
+        self.reconcile_is_authoritative = authoritative
+        self.has = has
+
+    def reconcile(self, batch: Sequence[Any], since: datetime) -> dict[str, Receipt]:
+        return {m.key: Receipt(m.key, "sent", provider_id="p") for m in batch if m.key in self.has}
+
+
+def test_the_ambiguity_rule() -> None:
+    """Found: marked from the receipt. Lacking: resent if the channel's answer is authoritative, or
+    once the grace period of silence has passed; never when there is no grace period (digests)."""
+
+    class Message:
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+    batch: Any = [Message("found"), Message("old"), Message("recent")]
+    settles_at = {"found": NOW, "old": NOW - timedelta(hours=2), "recent": NOW - timedelta(minutes=5)}
+    hour = timedelta(hours=1)
+
+    asked = claims.judge(Asked(True, {"found"}), batch, NOW, now=NOW, grace=None)
+    assert set(asked.found) == {"found"} and asked.resend == ["old", "recent"] and asked.waiting == []
+    silent = claims.judge(Asked(False, {"found"}), batch, NOW, now=NOW, grace=hour, settles_at=settles_at)
+    assert silent.resend == ["old"] and silent.waiting == ["recent"]
+    never = claims.judge(Asked(False, set()), batch, NOW, now=NOW, grace=None)
+    assert never.found == {} and never.resend == [] and never.waiting == ["found", "old", "recent"]
+
+
+def test_a_receipt_status_outside_the_vocabulary_reads_as_ambiguous() -> None:
+    odd: Any = Receipt("k", "delivered")  # type: ignore[arg-type]
+    assert claims.receipt_status(odd) == "unknown" and TOUCHES.outcome(odd) is None
+    assert TOUCHES.outcome(Receipt("k", "failed", error="bad")) == claims.Mark("k", "failed", None, "bad")

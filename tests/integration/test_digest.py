@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,8 @@ from techtouch.adapters.channels.base import Receipt
 from techtouch.adapters.db.bulk import insert_rows
 from techtouch.adapters.db.models import Cta
 from techtouch.adapters.render.renderer import Renderer
+from techtouch.services import claims
+from techtouch.services.claims import DIGESTS
 from techtouch.services.digest import collect, send_digests
 from techtouch.settings import Settings
 from tests.integration.journey_base import Base, account, contact
@@ -141,3 +143,18 @@ def test_an_ambiguous_digest_is_resent_only_when_the_channel_can_tell(
     outbox_like = Channel(authoritative=True)  # asked, and it does not have them: resend once
     report = send_digests(ctas, settings, Renderer(settings.templates_dir), outbox_like, TODAY)
     assert len(outbox_like.sent) == 3 and report.sent == 3 and statuses(ctas) == ["sent"] * 3
+
+
+def test_a_digest_resend_is_compare_and_set(ctas: Engine, settings: Settings) -> None:
+    """Two senders that both judged the same digests lost: only the first one resends them (the
+    stamp it renews is `updated_at`, set by the claim)."""
+    timeout = Channel(authoritative=False, outcome="unknown")
+    send_digests(ctas, settings, Renderer(settings.templates_dir), timeout, TODAY)
+    with ctas.connect() as connection:
+        keys = sorted(r[0] for r in connection.execute(text("SELECT key FROM digests")))
+    seen = datetime.now(UTC)  # both senders read the states here
+    with ctas.begin() as connection:
+        first = claims.reclaim(connection, DIGESTS, keys, seen + timedelta(seconds=1), stale_before=seen)
+    with ctas.begin() as connection:
+        second = claims.reclaim(connection, DIGESTS, keys, seen + timedelta(seconds=2), stale_before=seen)
+    assert first == set(keys) and second == set() and statuses(ctas) == ["sending"] * 3

@@ -12,6 +12,7 @@ from techtouch.adapters.db.record import POSITION_FIELDS
 from techtouch.domain.catalog import CompiledJourney, compile_journey
 from techtouch.domain.decide import Decision, decide
 from techtouch.domain.spec import parse_journey
+from techtouch.domain.statuses import EnrollmentPhase, EnrollmentStatus
 
 LADDER_JOURNEY = """
 id: setup
@@ -176,6 +177,22 @@ def test_reentry_waits_for_the_configured_days() -> None:
     entries = [d for d, _ in log]
     assert entries == []  # done before the first rung: no message at all
     assert frame.loc["A0", "e_cycle"] == 2  # finished on day 0, re-entered on day 5
+
+
+def test_positions_are_written_in_the_enrollment_vocabularies() -> None:
+    spec = journey(LADDER_JOURNEY.replace("  - id: tips\n", "  - id: tips\n    after: 2d\n"))
+    frame = state(n=2, **{"milestone.configured": [False, True]})
+    statuses: set[object] = set()
+    phases: set[object] = set()
+    for offset in range(12):
+        decision = decide(frame, spec, DAY0 + timedelta(days=offset))
+        statuses |= set(decision.enrollments["status"])
+        phases |= set(decision.enrollments["phase"])
+        frame = apply(frame, decision)
+    assert statuses == {"active", "completed"} and phases == {"pending", "active"}
+    # The engine writes members, not look-alike strings (a StrEnum equals its value, so check types).
+    assert all(isinstance(s, EnrollmentStatus) for s in statuses)
+    assert all(isinstance(p, EnrollmentPhase) for p in phases)
 
 
 def test_decide_is_vectorized_over_many_accounts() -> None:

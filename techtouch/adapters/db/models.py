@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,6 +27,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from techtouch.domain.statuses import (
+    OPEN_CTA_STATUSES,
+    CtaStatus,
+    DigestStatus,
+    EnrollmentPhase,
+    EnrollmentStatus,
+    TouchStatus,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -56,8 +66,8 @@ EVENT_TYPES = (
     "survey_comment",
 )
 CHANNELS = ("email", "sms", "cta")
-CTA_STATUSES = ("open", "in_progress", "done", "snoozed")
-OPEN_CTA_STATUSES = ("open", "in_progress", "snoozed")
+# The CHECK constraint's values, in its order (the migrations spell them out; keep them identical).
+CTA_STATUSES: tuple[CtaStatus, ...] = tuple(CtaStatus)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,8 +91,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def sql_in(column: str, values: Iterable[str]) -> str:
+    """`column IN ('a', 'b')` for constraints and SQL text; `str()` so that a StrEnum member renders
+    as its value, not its repr (CHECK constraints must stay byte-identical to the migrations)."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -92,7 +104,7 @@ class Base(DeclarativeBase):
 class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
-        CheckConstraint(_in("segment", SEGMENTS), name="segment"),
+        CheckConstraint(sql_in("segment", SEGMENTS), name="segment"),
         CheckConstraint("arr >= 0", name="arr_not_negative"),
         Index("ix_accounts_renewal_date", "renewal_date"),
         Index("ix_accounts_csm_email", "csm_email"),
@@ -115,7 +127,7 @@ class Account(Base):
 class Contact(Base):
     __tablename__ = "contacts"
     __table_args__ = (
-        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(sql_in("role", ROLES), name="role"),
         Index("ix_contacts_phone", "phone"),  # inbound SMS (STOP/START) finds the contact by number
     )
 
@@ -154,7 +166,7 @@ class Event(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        CheckConstraint(sql_in("type", EVENT_TYPES), name="type"),
         Index("ix_events_account_id_type", "account_id", "type", "occurred_at"),
         Index("ix_events_contact_id", "contact_id"),
         Index("ix_events_type_value", "type", "value"),  # engagement events name a touch key
@@ -220,12 +232,12 @@ class Enrollment(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     journey: Mapped[str] = mapped_column(String(64))
     cycle: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.ACTIVE)
     entered_as_of: Mapped[date] = mapped_column(Date)
     exited_as_of: Mapped[date | None] = mapped_column(Date)
     exit_reason: Mapped[str | None] = mapped_column(String(64))
     milestone: Mapped[str | None] = mapped_column(String(64))
-    phase: Mapped[str] = mapped_column(String(16), default="pending")
+    phase: Mapped[str] = mapped_column(String(16), default=EnrollmentPhase.PENDING)
     step: Mapped[int] = mapped_column(Integer, default=0)
     next_due: Mapped[date | None] = mapped_column(Date)
     milestone_since: Mapped[date | None] = mapped_column(Date)
@@ -238,7 +250,7 @@ class Touch(Base):
 
     __tablename__ = "touches"
     __table_args__ = (
-        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(sql_in("channel", CHANNELS), name="channel"),
         Index("ix_touches_account_id", "account_id"),
         Index("ix_touches_contact_id_send_at", "contact_id", "send_at"),
         Index("ix_touches_journey_as_of", "journey", "as_of"),
@@ -256,7 +268,9 @@ class Touch(Base):
     channel: Mapped[str] = mapped_column(String(8))
     sender: Mapped[str | None] = mapped_column(String(254))
     template: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="planned")
+    # Every writer names the status it records (see TouchStatus); a bare insert gets the documented
+    # initial state. (It was "planned", a value nothing else wrote or read.)
+    status: Mapped[str] = mapped_column(String(16), default=TouchStatus.PENDING)
     as_of: Mapped[date] = mapped_column(Date)
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_id: Mapped[str | None] = mapped_column(String(200))
@@ -277,7 +291,7 @@ class Digest(Base):
     key: Mapped[str] = mapped_column(String(300), unique=True)
     recipient: Mapped[str] = mapped_column(String(254))
     as_of: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DigestStatus.PENDING)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     provider_id: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
@@ -290,16 +304,16 @@ class Cta(Base):
 
     __tablename__ = "ctas"
     __table_args__ = (
-        CheckConstraint(_in("status", CTA_STATUSES), name="status"),
-        CheckConstraint(_in("priority", ("low", "medium", "high")), name="priority"),
+        CheckConstraint(sql_in("status", CTA_STATUSES), name="status"),
+        CheckConstraint(sql_in("priority", ("low", "medium", "high")), name="priority"),
         Index("ix_ctas_assignee_status", "assignee", "status"),
         Index(
             "uq_ctas_open_account_reason",
             "account_id",
             "reason",
             unique=True,
-            sqlite_where=text(_in("status", OPEN_CTA_STATUSES)),
-            postgresql_where=text(_in("status", OPEN_CTA_STATUSES)),
+            sqlite_where=text(sql_in("status", OPEN_CTA_STATUSES)),
+            postgresql_where=text(sql_in("status", OPEN_CTA_STATUSES)),
         ),
     )
 
@@ -312,7 +326,7 @@ class Cta(Base):
     title: Mapped[str] = mapped_column(String(200))
     priority: Mapped[str] = mapped_column(String(8), default="medium")
     assignee: Mapped[str] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=CtaStatus.OPEN)
     due_date: Mapped[date] = mapped_column(Date)
     created_as_of: Mapped[date] = mapped_column(Date)
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

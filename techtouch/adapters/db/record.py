@@ -14,8 +14,9 @@ import pandas as pd
 from sqlalchemy import Connection, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from techtouch.adapters.db.models import OPEN_CTA_STATUSES, Account, Cta, Enrollment, Touch
+from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch
 from techtouch.domain.plan import Plan
+from techtouch.domain.statuses import OPEN_CTA_STATUSES, CtaStatus, TouchStatus
 
 POSITION_FIELDS = (
     "status",
@@ -116,7 +117,8 @@ def record(
         row["as_of"] = as_of
         if row["channel"] == "cta":
             reason = ctas.at[row["key"], "reason"]
-            row["status"] = "deduplicated" if (row["account_id"], reason) in open_ctas else "created"
+            duplicate = (row["account_id"], reason) in open_ctas
+            row["status"] = TouchStatus.DEDUPLICATED if duplicate else TouchStatus.CREATED
     statement = _insert(connection, Touch.__table__).on_conflict_do_nothing(index_elements=["key"])
     inserted = 0
     for start in range(0, len(touch_rows), 5000):
@@ -131,7 +133,7 @@ def record(
         for row in cta_rows:
             row["enrollment_id"] = ids[(row["account_id"], int(row.pop("cycle")))]
             row["journey"] = journey
-            row["status"] = "open"
+            row["status"] = CtaStatus.OPEN
             row["created_as_of"] = as_of
             row["context"] = context.get(row["account_id"], {}) | {"touch_key": row["touch_key"]}
         statement = _insert(connection, Cta.__table__).on_conflict_do_nothing(

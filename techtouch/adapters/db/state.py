@@ -12,10 +12,16 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, select, text
 
-from techtouch.adapters.db.models import Account, Enrollment
+from techtouch.adapters.db.models import Account, Enrollment, sql_in
 from techtouch.adapters.db.signals import latest_events, usage_signals
 from techtouch.domain.health import score_health
 from techtouch.domain.policy import HealthModel
+from techtouch.domain.statuses import (
+    ENGAGED_TOUCH_STATUSES,
+    UNSENT_TOUCH_STATUSES,
+    EnrollmentStatus,
+    TouchStatus,
+)
 
 
 def load_accounts(connection: Connection, as_of: date, cutoff: datetime, model: HealthModel) -> pd.DataFrame:
@@ -134,13 +140,14 @@ def load_enrollments(connection: Connection, journey: str) -> pd.DataFrame:
 
 
 ENGAGEMENT_SQL = text(
-    """
+    f"""
     SELECT t.enrollment_id, t.milestone,
-           MAX(CASE WHEN t.status IN ('opened', 'clicked')
+           MAX(CASE WHEN {sql_in("t.status", ENGAGED_TOUCH_STATUSES)}
                      OR e.type IN ('email_opened', 'email_clicked') THEN 1 ELSE 0 END) AS opened,
-           MAX(CASE WHEN t.status = 'clicked' OR e.type = 'email_clicked' THEN 1 ELSE 0 END) AS clicked
+           MAX(CASE WHEN t.status = '{TouchStatus.CLICKED}' OR e.type = 'email_clicked'
+                    THEN 1 ELSE 0 END) AS clicked
     FROM touches t
-    JOIN enrollments n ON n.id = t.enrollment_id AND n.status = 'active'
+    JOIN enrollments n ON n.id = t.enrollment_id AND n.status = '{EnrollmentStatus.ACTIVE}'
     LEFT JOIN events e ON e.value = t.key AND e.type IN ('email_opened', 'email_clicked')
     WHERE t.journey = :journey AND t.channel = 'email'
     GROUP BY t.enrollment_id, t.milestone
@@ -155,14 +162,16 @@ def load_engagement(connection: Connection, journey: str) -> pd.DataFrame:
     return frame
 
 
+# Every message recorded for the contact counts, whatever became of it, except those that reached
+# nobody (a capped message is not recorded at all: it waits for a later day).
 CAPS_SQL = text(
-    """
+    f"""
     SELECT contact_id,
            SUM(CASE WHEN as_of = :today THEN 1 ELSE 0 END) AS today,
            COUNT(*) AS week
     FROM touches
     WHERE contact_id IS NOT NULL AND channel IN ('email', 'sms')
-      AND status NOT IN ('skipped', 'suppressed', 'failed', 'deferred')
+      AND NOT ({sql_in("status", UNSENT_TOUCH_STATUSES)})
       AND as_of > :week_start AND as_of <= :today
     GROUP BY contact_id
     """

@@ -13,6 +13,7 @@ from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.clock import today
 from techtouch.domain.spec import JourneyErrors
+from techtouch.domain.statuses import CtaStatus, TouchStatus
 from techtouch.entrypoints.cli.app import UserError, app, application, err, out, parse_date, settings
 from techtouch.entrypoints.cli.views import print_preview, print_simulation, report_tables
 from techtouch.services.app import App
@@ -122,7 +123,8 @@ def preview(
 def touches(
     account: Annotated[str | None, typer.Option("--account", help="only this account")] = None,
     journey: Annotated[str | None, typer.Option("--journey", help="only this journey")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="only this status")] = None,
+    # An Enum type: click validates the value and lists the valid ones for an unknown one (exit 2).
+    status: Annotated[TouchStatus | None, typer.Option("--status", help="only this status")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
 ) -> None:
     """Touches (messages and CTAs) recorded so far, oldest first."""
@@ -150,7 +152,7 @@ def _listing(
 @app.command("ctas")
 def ctas(
     assignee: Annotated[str | None, typer.Option("--assignee", help="a CSM email or queue:<name>")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="open, in_progress, done, snoozed")] = None,
+    status: Annotated[CtaStatus | None, typer.Option("--status", help="only this status")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
 ) -> None:
     """Calls-to-action for humans, newest first."""

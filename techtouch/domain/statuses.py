@@ -1,0 +1,122 @@
+"""Every status vocabulary techtouch stores or passes around, as StrEnums shared by models, engine,
+services and CLI.
+
+Why StrEnums and not bare strings: a member *is* its string (`TouchStatus.SENT == "sent"`, the same
+hash, JSON-encoded and bound to SQL as "sent"), so DataFrame columns, SQL parameters and rows read
+back from the database keep working unchanged, while code that writes a status can only name one
+that exists, and the CLI can list the valid ones. Only values that something writes are members:
+a value nobody writes is a filter that silently matches nothing. `tests/unit/test_statuses.py`
+pins every vocabulary, including against the database's CHECK constraints.
+
+Pure: no imports beyond the standard library (the domain layer).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TouchStatus(StrEnum):
+    """`touches.status`: where one outbound message or CTA stands.
+
+    A run records a touch as PENDING (a message to deliver), SKIPPED (a rung the recipient's
+    channels do not allow: kept so that the ladder's history shows it), or, for a CTA touch,
+    CREATED (its CTA was opened) or DEDUPLICATED (the account already had an open CTA for that
+    reason). Messages then run the claim -> send -> mark machine (techtouch.services.claims):
+    PENDING -> SENDING -> SENT | FAILED | SUPPRESSED. OPENED and CLICKED are written by the
+    simulator only (techtouch.services.simulate); in production, engagement arrives as events
+    (`email_opened`, `email_clicked`) and the touch stays SENT. Provider verdicts such as
+    delivered or bounced are events too, never a touch status.
+    """
+
+    PENDING = "pending"
+    SKIPPED = "skipped"
+    CREATED = "created"
+    DEDUPLICATED = "deduplicated"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    OPENED = "opened"
+    CLICKED = "clicked"
+
+
+# Not final yet: delivery may still claim or settle these, and a provider event about one proves
+# that the provider has the message (techtouch.services.feedback moves it to SENT).
+UNSETTLED_TOUCH_STATUSES: tuple[TouchStatus, ...] = (TouchStatus.PENDING, TouchStatus.SENDING)
+# Messages that reached nobody and never will: the frequency cap does not count them.
+UNSENT_TOUCH_STATUSES: tuple[TouchStatus, ...] = (
+    TouchStatus.SKIPPED,
+    TouchStatus.SUPPRESSED,
+    TouchStatus.FAILED,
+)
+# A touch in one of these was opened (CLICKED implies it): the `opened` / `clicked` condition names.
+ENGAGED_TOUCH_STATUSES: tuple[TouchStatus, ...] = (TouchStatus.OPENED, TouchStatus.CLICKED)
+
+
+class DigestStatus(StrEnum):
+    """`digests.status`: one CSM digest email, through the same claim -> send -> mark machine as
+    touches (techtouch.services.claims), without SUPPRESSED: a CSM cannot opt out of their digest."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+# A digest in one of these is done for the day: a rerun does not send it again.
+FINAL_DIGEST_STATUSES: tuple[DigestStatus, ...] = (DigestStatus.SENT, DigestStatus.FAILED)
+
+
+class CtaStatus(StrEnum):
+    """`ctas.status`, exactly the values the CHECK constraint `ck_ctas_status` allows. A run writes
+    OPEN; the others are set outside the engine, by whoever works the CTA. There is no
+    `cancelled`: the constraint does not allow it, and adding it takes a migration."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    SNOOZED = "snoozed"
+
+
+# Still someone's to act on (a snoozed CTA comes back): at most one per account and reason (the
+# partial unique index `uq_ctas_open_account_reason`), and what the CSM digest lists.
+OPEN_CTA_STATUSES: tuple[CtaStatus, ...] = (CtaStatus.OPEN, CtaStatus.IN_PROGRESS, CtaStatus.SNOOZED)
+
+
+class EnrollmentStatus(StrEnum):
+    """`enrollments.status`: ACTIVE while the journey runs; COMPLETED when it reached its end (the
+    last milestone, a goal, an exit branch); EXITED when it ended without (`max_days`)."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    EXITED = "exited"
+
+
+# An enrollment that ended: the account may enter again once `reentry.after_days` have passed.
+ENDED_ENROLLMENT_STATUSES: tuple[EnrollmentStatus, ...] = (
+    EnrollmentStatus.COMPLETED,
+    EnrollmentStatus.EXITED,
+)
+
+
+class EnrollmentPhase(StrEnum):
+    """`enrollments.phase` within the current milestone: PENDING (waiting for its `after` and
+    `start_when`) or ACTIVE (its ladder is running)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+
+
+class ReceiptStatus(StrEnum):
+    """A channel's verdict on one message (`techtouch.adapters.channels.base.Receipt.status`).
+
+    SENT: the provider accepted it (provider id set). FAILED: rejected for good (the error says
+    why). OPTED_OUT: the provider says the recipient opted out (Twilio 21610): suppress, never
+    retry. UNKNOWN: ambiguous (a timeout): the row stays `sending` and is reconciled later.
+    """
+
+    SENT = "sent"
+    FAILED = "failed"
+    OPTED_OUT = "opted_out"
+    UNKNOWN = "unknown"
