@@ -5,29 +5,28 @@ arguments give byte-identical tables (no wall clock, no hash or dict ordering). 
 are generated and written in chunks with one generator per chunk, which keeps memory
 bounded for a million accounts and makes each chunk independent of the others.
 
-Rows go to the database as plain tuples through the driver (executemany on SQLite, COPY on
-PostgreSQL): building ORM objects or SQLAlchemy bind dicts for ~10 M usage rows would cost
-more than generating them. Dates and datetimes are written as the strings SQLAlchemy itself
-stores on SQLite (naive UTC), which PostgreSQL parses as well.
+Rows go to the database as plain tuples through techtouch.adapters.db.bulk.load_rows (COPY on
+PostgreSQL, the driver's executemany on SQLite): building ORM objects or SQLAlchemy bind dicts for
+~10 M usage rows would cost more than generating them. Dates and datetimes are written as the
+strings SQLAlchemy itself stores on SQLite (naive UTC), which PostgreSQL parses as well.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
+from techtouch.adapters.db.bulk import load_rows
 from techtouch.adapters.db.models import Base
-from techtouch.services.importer import event_key
+from techtouch.services.importing import event_key, event_key_from_iso
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +155,11 @@ def seed(
         with engine.begin() as connection:
             for stage in STAGES:
                 rows = tables[stage]
-                _write(connection, stage, COLUMNS[stage], zip(*rows, strict=True), len(rows[0]))
-                totals[stage] += len(rows[0])
+                table = Base.metadata.tables[stage]
+                written = load_rows(connection, table, COLUMNS[stage], zip(*rows, strict=True))
+                totals[stage] += written
                 if progress is not None:
-                    progress(stage, len(rows[0]))
+                    progress(stage, written)
         log.debug("seeded accounts %d-%d", first + 1, first + size)
     return SeedSummary(
         accounts=totals["accounts"],
@@ -187,25 +187,6 @@ def _prepare(engine: Engine, *, replace: bool) -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
-
-
-def _write(
-    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]], n: int
-) -> None:
-    """Stream tuples of str/int/float/None through the driver's fastest bulk path."""
-    if n == 0:
-        return
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if connection.dialect.name == "postgresql":
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-    finally:
-        cursor.close()
 
 
 @dataclass(frozen=True)
@@ -244,7 +225,8 @@ def _day_strings(days: npt.NDArray[np.datetime64]) -> npt.NDArray[np.object_]:
 def _nullable(values: npt.NDArray[Any], mask: BoolArray) -> list[Any]:
     out = values.astype(object)
     out[~mask] = None
-    return out.tolist()
+    listed: list[Any] = out.tolist()
+    return listed
 
 
 def _next_anniversary(start: npt.NDArray[np.datetime64], as_of: np.datetime64) -> npt.NDArray[np.datetime64]:
@@ -257,11 +239,13 @@ def _next_anniversary(start: npt.NDArray[np.datetime64], as_of: np.datetime64) -
     def anniversary(years: npt.NDArray[np.datetime64]) -> npt.NDArray[np.datetime64]:
         first = years.astype("M8[M]") + month_of_year
         length = ((first + 1).astype("M8[D]") - first.astype("M8[D]")).astype(np.int64)
-        return first.astype("M8[D]") + np.minimum(day_of_month, length - 1)
+        day: npt.NDArray[np.datetime64] = first.astype("M8[D]") + np.minimum(day_of_month, length - 1)
+        return day
 
     offset = np.maximum((as_of.astype("M8[Y]") - year).astype(np.int64), 1)
     candidate = anniversary(year + offset)
-    return np.where(candidate > as_of, candidate, anniversary(year + offset + 1))
+    later: npt.NDArray[np.datetime64] = np.where(candidate > as_of, candidate, anniversary(year + offset + 1))
+    return later
 
 
 def _generate_chunk(
@@ -612,9 +596,8 @@ def _events(
     for i, (a, c, when, type_, value) in enumerate(
         zip(account_ids.tolist(), contact_list, iso.tolist(), types.tolist(), values.tolist(), strict=True)
     ):
-        # The payload of importer.event_key, so re-importing seeded events changes nothing.
-        raw = json.dumps([a, c, f"{when}+00:00", type_, value], ensure_ascii=False, separators=(",", ":"))
-        key = hashlib.sha256(raw.encode()).hexdigest()
+        # The importer's own event key, so re-importing seeded events changes nothing.
+        key = event_key_from_iso(a, c, f"{when}+00:00", type_, value)
         if key in seen:  # the same contact doing the same thing in the same second
             continue
         seen.add(key)

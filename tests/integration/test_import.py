@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from techtouch.adapters.db.models import Account, Base, Contact, Event, Suppression, UsageDaily
-from techtouch.services.importer import ImportFailed, ImportResult, _SeenKeys, event_key, import_csv
+from techtouch.services.importing import ImportFailed, ImportResult, event_key, import_csv
+from techtouch.services.importing.duplicates import SeenKeys
 
 ACCOUNTS_HEADER = "account_id,name,segment,arr,start_date,renewal_date,csm_email,timezone,paused_until"
 CONTACTS_HEADER = "contact_id,account_id,name,email,phone,role,email_consent,sms_consent"
@@ -615,6 +616,31 @@ def test_sms_start_in_the_same_file_after_the_stop_lifts_it(seeded: Engine, tmp_
     assert suppressions(seeded) == [("c3", "sms", "sms_stop", datetime(2026, 1, 7, 10, tzinfo=UTC))]
 
 
+TIE_STOP = "a1,c1,2026-01-07T10:00:00Z,sms_stop,"
+TIE_START = "a1,c1,2026-01-07T10:00:00Z,sms_start,"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        # The same instant written with another offset, the START on the earlier line.
+        pytest.param([["a1,c1,2026-01-07T11:00:00+01:00,sms_start,", TIE_STOP]], id="one-file"),
+        pytest.param([[TIE_STOP], [TIE_START]], id="stop-first"),
+        pytest.param([[TIE_START], [TIE_STOP]], id="start-first"),
+    ],
+)
+def test_sms_stop_and_start_at_the_same_instant_keep_the_contact_suppressed(
+    seeded: Engine, tmp_path: Path, files: list[list[str]]
+) -> None:
+    """A tie keeps the opt-out (techtouch.domain.suppression), however the two events arrive."""
+    for number, lines in enumerate(files):
+        import_csv(seeded, "events", events_file(tmp_path, f"events{number}.csv", *lines))
+    assert suppressions(seeded) == [("c1", "sms", "sms_stop", datetime(2026, 1, 7, 10, tzinfo=UTC))]
+    with seeded.connect() as connection:
+        stored = connection.execute(select(Event.type).where(Event.contact_id == "c1")).scalars().all()
+    assert sorted(stored) == ["sms_start", "sms_stop"]
+
+
 def test_sms_start_does_not_lift_an_email_suppression(seeded: Engine, tmp_path: Path) -> None:
     path = events_file(
         tmp_path,
@@ -640,7 +666,7 @@ def test_seen_keys_finds_the_first_line_of_every_repeat() -> None:
     rng = np.random.default_rng(7)
     keys = rng.integers(0, 3_000, 20_000).astype(np.uint64)
     lines = np.arange(2, len(keys) + 2, dtype=np.int64)
-    seen, got = _SeenKeys(), []
+    seen, got = SeenKeys(), []
     for start in range(0, len(keys), 777):
         got.extend(seen.add(keys[start : start + 777], lines[start : start + 777]).tolist())
     first: dict[int, int] = {}

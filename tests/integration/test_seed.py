@@ -31,7 +31,7 @@ from techtouch.adapters.db.models import (
     UsageDaily,
 )
 from techtouch.adapters.db.signals import usage_signals
-from techtouch.services.importer import event_key
+from techtouch.services.importing import event_key
 from techtouch.services.seed import SeedRefused, _next_anniversary, seed
 from tests.conftest import POSTGRES_ADMIN_URL
 
