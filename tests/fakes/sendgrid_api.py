@@ -62,6 +62,7 @@ from openapi_core.validation.request.validators import (
 )
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+from tests.fakes.inflight import InFlight
 from tests.fakes.specs import specs_dir
 
 SPEC_NAME = "sendgrid_mail_v3.json"
@@ -587,7 +588,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {"errors": [Problem(None, "not found").as_error()]})
 
     def do_POST(self) -> None:
-        with contextlib.suppress(ConnectionError, TimeoutError):
+        with self.server.fake.in_flight.request(), contextlib.suppress(ConnectionError, TimeoutError):
             self.server.fake._handle(self)
 
     def _read_body(self) -> bytes:
@@ -640,6 +641,7 @@ class FakeSendGrid:
         self.full_openapi_validation = full_openapi_validation
         self.clock = clock
         self._lock = threading.Lock()
+        self.in_flight = InFlight()
         self._scripts: deque[_Script] = deque()
         self._rejected: set[str] = set()
         self._accepted: list[AcceptedEmail] = []

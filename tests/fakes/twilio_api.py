@@ -47,6 +47,7 @@ from openapi_core.datatypes import RequestParameters
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+from tests.fakes.inflight import InFlight
 from tests.fakes.specs import specs_dir
 
 SPEC_FILE = "twilio_api_v2010.json"
@@ -187,10 +188,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
-        self.server.fake._handle(self)
+        with self.server.fake.in_flight.request():
+            self.server.fake._handle(self)
 
     def do_POST(self) -> None:
-        self.server.fake._handle(self)
+        with self.server.fake.in_flight.request():
+            self.server.fake._handle(self)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read the fake's records
         pass
@@ -239,6 +242,7 @@ class FakeTwilio:
         self.spec_errors: list[str] = []
         self._faults: collections.deque[_Fault] = collections.deque()
         self._lock = threading.Lock()
+        self.in_flight = InFlight()
         self._spec_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
