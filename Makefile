@@ -13,13 +13,20 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # A fresh PREFECT_HOME migrates its database at the first start: give it time on a busy machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: demo test test-fast bench lint mypy install clean
+.PHONY: demo test test-fast bench lint mypy install lock clean
 
-$(STAMP): pyproject.toml
+# Every machine installs exactly the versions CI tested: requirements.lock pins the whole tree
+# (pyproject.toml says what we need, the lock what we run). `make lock` refreshes it.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --upgrade --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
 
 install: $(STAMP)
 
