@@ -118,7 +118,10 @@ def deliver(
     due = due[~in_flight]
 
     for channel_name, channel in channels.items():
-        rows = due[due["channel"] == channel_name].to_dict("records")
+        rows = [
+            {str(k): v for k, v in row.items()}
+            for row in due[due["channel"] == channel_name].to_dict("records")
+        ]
         size = BATCH.get(channel_name, 500)
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]

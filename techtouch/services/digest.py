@@ -156,7 +156,7 @@ def render(renderer: Renderer, settings: Settings, digest: CsmDigest) -> Outboun
     return OutboundEmail(
         key=digest.key,
         to_email=digest.recipient,
-        to_name=context["recipient_name"],
+        to_name=str(context["recipient_name"]),
         from_email=sender.email,
         from_name=sender.name,
         subject=rendered.subject,

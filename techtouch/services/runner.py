@@ -104,7 +104,7 @@ def build_frame(
         wide = engaged.pivot_table(
             index="account_id", columns="milestone", values=["opened", "clicked"], aggfunc="max"
         )
-        wide.columns = [f"{kind}@{milestone}" for kind, milestone in wide.columns]
+        wide.columns = [f"{column[0]}@{column[1]}" for column in wide.columns]  # (kind, milestone)
         frame = frame.join(wide.astype(bool), how="left")
         engaged_columns = list(wide.columns)
         frame[engaged_columns] = frame[engaged_columns].fillna(False).astype(bool)

@@ -115,7 +115,7 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-class RedirectingHttpClient(TwilioHttpClient):
+class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no types
     """`TwilioHttpClient` that sends `https://api.twilio.com/...` to another base URL.
 
     The SDK builds absolute URLs from a hard-coded domain (`https://api.twilio.com`, optionally

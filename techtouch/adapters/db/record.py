@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch
@@ -41,7 +41,8 @@ class Recorded:
 
 
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
-    return frame[columns].astype(object).where(frame[columns].notna(), None).to_dict("records")
+    records = frame[columns].astype(object).where(frame[columns].notna(), None).to_dict("records")
+    return [{str(k): v for k, v in row.items()} for row in records]
 
 
 def _insert(connection: Connection, table: Any) -> Any:
@@ -71,7 +72,7 @@ def record(
         rows = _records(old, ["enrollment_id", *POSITION_FIELDS])
         for row in rows:
             row["_id"] = int(row.pop("enrollment_id"))
-        table = Enrollment.__table__
+        table = cast(Table, Enrollment.__table__)
         statement = (
             update(table)
             .where(table.c.id == bindparam("_id"))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -202,7 +202,7 @@ def mark_sent(connection: Connection, provider_ids: Mapping[str, str | None]) ->
     """Touches still sending/pending that a provider reported on: `sent`, keeping a known provider id."""
     if not provider_ids:
         return
-    table = Touch.__table__
+    table = cast(Table, Touch.__table__)
     statement = (
         update(table)
         # or_(), not in_(): an expanding IN cannot be part of an executemany
@@ -220,7 +220,9 @@ def suppress(connection: Connection, rows: Iterable[dict[str, Any]]) -> int:
         if slot not in first or row["since"] < first[slot]["since"]:
             first[slot] = row
     ordered = [first[slot] for slot in sorted(first)]
-    inserted = insert_new(connection, Suppression.__table__, ordered, ["contact_id", "channel"], "contact_id")
+    inserted = insert_new(
+        connection, cast(Table, Suppression.__table__), ordered, ["contact_id", "channel"], "contact_id"
+    )
     return len(inserted)
 
 
@@ -230,7 +232,7 @@ def record(connection: Connection, rows: list[dict[str, Any]], result: Applied) 
     unique = [by_key[key] for key in sorted(by_key)]
     for row in unique:
         row.setdefault("detail", None)
-    new = insert_new(connection, Event.__table__, unique, ["key"], "key")
+    new = insert_new(connection, cast(Table, Event.__table__), unique, ["key"], "key")
     result.recorded += len(new)
     result.duplicates += len(rows) - len(new)
     return new

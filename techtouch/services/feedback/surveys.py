@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 COMMENT_MAX = 2_000  # characters of a survey comment
 
+MAX_VALUE_LENGTH = 200  # events.value is String(200) (adapters/db/models.py)
+
 
 def survey_value(survey: str, answer: str) -> str:
     """`<survey>:<answer>` checked and normalized like an imported event (BadAnswer if not valid)."""
@@ -36,7 +38,7 @@ def survey_value(survey: str, answer: str) -> str:
         value = validators.parse_survey_value(f"{survey}:{answer}")
     except ValueError as exc:
         raise BadAnswer(str(exc)) from None
-    if len(value) > Event.__table__.c.value.type.length:
+    if len(value) > MAX_VALUE_LENGTH:
         raise BadAnswer("survey answer too long")
     return value
 

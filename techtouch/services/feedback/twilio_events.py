@@ -11,9 +11,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Table, func, select, update
 
 from techtouch.adapters.db.models import Contact, Touch
 from techtouch.domain import validators
@@ -97,7 +97,7 @@ def apply_twilio_status(
             return result
         if status in TWILIO_FAILED:
             if touch.status in EVIDENCE_STATUSES:
-                table = Touch.__table__
+                table = cast(Table, Touch.__table__)
                 connection.execute(
                     update(table)
                     .where(table.c.key == touch_key, table.c.status.in_(EVIDENCE_STATUSES))
