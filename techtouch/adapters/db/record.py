@@ -12,8 +12,8 @@ from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from techtouch.adapters.db.bulk import dialect_insert
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch
 from techtouch.domain.plan import Plan
 from techtouch.domain.statuses import OPEN_CTA_STATUSES, CtaStatus, TouchStatus
@@ -45,10 +45,6 @@ def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in records]
 
 
-def _insert(connection: Connection, table: Any) -> Any:
-    return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
-
-
 def record(
     connection: Connection,
     journey: str,
@@ -63,7 +59,7 @@ def record(
         rows = _records(new, ["account_id", "cycle", *POSITION_FIELDS])
         for row in rows:
             row["journey"] = journey
-        statement = _insert(connection, Enrollment.__table__).on_conflict_do_nothing(
+        statement = dialect_insert(connection, Enrollment.__table__).on_conflict_do_nothing(
             index_elements=["account_id", "journey", "cycle"]
         )
         connection.execute(statement, rows)
@@ -120,7 +116,7 @@ def record(
             reason = ctas.at[row["key"], "reason"]
             duplicate = (row["account_id"], reason) in open_ctas
             row["status"] = TouchStatus.DEDUPLICATED if duplicate else TouchStatus.CREATED
-    statement = _insert(connection, Touch.__table__).on_conflict_do_nothing(index_elements=["key"])
+    statement = dialect_insert(connection, Touch.__table__).on_conflict_do_nothing(index_elements=["key"])
     inserted = 0
     for start in range(0, len(touch_rows), 5000):
         inserted += connection.execute(statement, touch_rows[start : start + 5000]).rowcount or 0
@@ -137,7 +133,7 @@ def record(
             row["status"] = CtaStatus.OPEN
             row["created_as_of"] = as_of
             row["context"] = context.get(row["account_id"], {}) | {"touch_key": row["touch_key"]}
-        statement = _insert(connection, Cta.__table__).on_conflict_do_nothing(
+        statement = dialect_insert(connection, Cta.__table__).on_conflict_do_nothing(
             index_elements=["account_id", "reason"],
             index_where=Cta.__table__.c.status.in_(OPEN_CTA_STATUSES),
         )

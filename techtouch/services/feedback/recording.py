@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, any_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
+from techtouch.adapters.db.bulk import insert_new
 from techtouch.adapters.db.models import Event, Suppression, Touch
 from techtouch.adapters.retry import Retry, retrying
 
@@ -128,39 +129,6 @@ def writing(engine: Engine) -> Iterator[Connection]:
         lock = _SQLITE_WRITERS.setdefault(engine, threading.Lock())
     with lock, engine.connect() as connection, connection.execution_options(immediate=True).begin():
         yield connection
-
-
-def _insert(connection: Connection, table: Table) -> Any:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def insert_new(
-    connection: Connection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    conflict: Sequence[str],
-    column: str,
-) -> set[Any]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING `column`: the values of the rows actually inserted.
-
-    PostgreSQL gets one array per column, unnest()ed: a short statement whatever the batch size
-    (a VALUES list of 1,000 rows costs psycopg ~20 ms just to convert its placeholders).
-    """
-    if not rows:
-        return set()
-    statement = _insert(connection, table)
-    params: list[Mapping[str, Any]] | None = list(rows)
-    if connection.dialect.name == "postgresql":
-        names = list(rows[0])
-        arrays = (
-            func.unnest(bindparam(f"_{n}", [row[n] for row in rows], type_=postgresql.ARRAY(table.c[n].type)))
-            for n in names
-        )
-        statement, params = statement.from_select(names, select(*arrays)), None
-    statement = statement.on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c[column])
-    return set(connection.execute(statement, params).scalars())
 
 
 def key_in(connection: Connection, column: Any, keys: Sequence[str]) -> Any:
