@@ -1,4 +1,9 @@
-"""Message rendering: one strict Jinja2 environment per Renderer over templates/.
+"""Message rendering: one strict, sandboxed Jinja2 environment per Renderer over templates/.
+
+Templates are user input (CS ops write them; a repository can take contributions), so they render
+in Jinja's immutable sandbox with no globals but `range`: `{{ cycler.__init__.__globals__ }}` and
+friends are errors with the template's file and line, never a path to settings or secrets, and
+a template cannot change the context it is given.
 
 Every message is a set of files named after the journey's template id, e.g. `renewal/announce`:
 `renewal/announce.subject.txt`, `.email.html`, `.email.txt` for an email and `.sms.txt` for an SMS.
@@ -20,13 +25,13 @@ from typing import Any, Literal
 
 import css_inline
 from jinja2 import (
-    Environment,
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
     select_autoescape,
 )
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 Channel = Literal["email", "sms"]
 
@@ -138,13 +143,16 @@ class Renderer:
 
     def __init__(self, templates_dir: Path):
         self.templates_dir = Path(templates_dir)
-        self.environment = Environment(
+        self.environment = ImmutableSandboxedEnvironment(
             loader=FileSystemLoader(self.templates_dir.resolve()),  # absolute: errors map back to files
             undefined=StrictUndefined,
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # The smallest set of globals the templates need: the sandbox's bounded `range` only (no
+        # cycler, joiner, namespace, lipsum, dict: nothing that leads back to Python objects).
+        self.environment.globals = {"range": self.environment.globals["range"]}
         self.environment.filters.update(FILTERS)
         # No <link> stylesheets are fetched: a render never goes to the network.
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
@@ -323,10 +331,12 @@ def _innermost_template_frame(tb: TracebackType | None, root: str) -> tuple[str,
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    """Jinja's own messages name templates, variables and attributes, never their values; any other
+    error's text may quote a value of the context (a contact's name in a ValueError), and it ends
+    up in `touches.error`, logs and artifacts: only its type is kept."""
     if type(exc).__module__ == "jinja2.exceptions":
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return str(exc)
+    return f"{type(exc).__name__} while rendering (details withheld: they may quote customer data)"
 
 
 # --- sample data ---------------------------------------------------------------------------------
