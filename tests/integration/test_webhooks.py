@@ -897,6 +897,7 @@ def test_techtouch_serve(sqlite_url: str, tmp_path: Path, sendgrid_key: ec.Ellip
         "TECHTOUCH_DATABASE_URL": sqlite_url,
         "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),
         "TECHTOUCH_SENDGRID_WEBHOOK_PUBLIC_KEY": public_key_b64(sendgrid_key),
+        "TECHTOUCH_SECRET_KEY": "a-long-random-secret-for-this-test",
     }
     upgraded = subprocess.run(
         [sys.executable, "-m", "techtouch", "db", "upgrade"], env=env, capture_output=True, text=True
@@ -919,6 +920,44 @@ def test_techtouch_serve(sqlite_url: str, tmp_path: Path, sendgrid_key: ec.Ellip
         )
         assert response.status_code == 200 and response.json()["unknown"] == 1
         assert httpx.post(f"{base_url}/webhooks/sendgrid", content=body).status_code == 403
+        token = "tok3n-that-must-not-be-logged"
+        assert httpx.get(f"{base_url}/u/{token}").status_code == 400
+        httpx.post(f"{base_url}/webhooks/twilio/status?touch_key=renewal%2Fa1%2F1").status_code  # noqa: B018
     finally:
         process.terminate()
         process.wait(timeout=30)
+    logged = "".join(output)
+    assert "GET /u/… HTTP/1.1" in logged, logged
+    assert token not in logged and "renewal%2Fa1" not in logged
+
+
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [
+        ({}, "needs TECHTOUCH_SECRET_KEY"),
+        (
+            {
+                "TECHTOUCH_SECRET_KEY": "k" * 32,
+                "TECHTOUCH_EMAIL_CHANNEL": "sendgrid",
+                "TECHTOUCH_SENDGRID_API_KEY": "SG.x",
+                "TECHTOUCH_PUBLIC_URL": "http://links.example.com",
+            },
+            "is plain http",
+        ),
+    ],
+)
+def test_techtouch_serve_refuses_a_development_key_or_plain_http_links(
+    sqlite_url: str, extra: dict[str, str], refusal: str
+) -> None:
+    env = dict(os.environ) | {"TECHTOUCH_DATABASE_URL": sqlite_url} | extra
+    subprocess.run(
+        [sys.executable, "-m", "techtouch", "db", "upgrade"], env=env, check=True, capture_output=True
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "techtouch", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and refusal in result.stderr, result.stderr

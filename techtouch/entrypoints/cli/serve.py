@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
 from techtouch.bootstrap import ConfigurationError
 from techtouch.entrypoints.cli.app import UserError, app, application, err
+from techtouch.settings import Settings
 
 
 @app.command("serve")
@@ -22,13 +25,46 @@ def serve_command(
     """
     import uvicorn
 
-    from techtouch.entrypoints.web import create_app
+    from techtouch.entrypoints.web import access_log, create_app
 
     tt = application()
     cfg = tt.settings
+    refuse_unsafe(cfg)
     try:
         service = create_app(tt)
     except (ConfigurationError, ValueError) as exc:
         raise UserError(str(exc)) from None
     err.print(f"serving {cfg.public_url} on http://{host}:{port}", highlight=False)
-    uvicorn.run(service, host=host, port=port, proxy_headers=True, log_level="info")
+    config = uvicorn.Config(service, host=host, port=port, proxy_headers=True, log_level="info")
+    server = uvicorn.Server(config)
+    access_log.install()  # after uvicorn configured its loggers: tokens never reach the access log
+    server.run()
+
+
+def refuse_unsafe(cfg: Settings) -> None:
+    """A service on the network signs and verifies real links: no development key, no plain http.
+
+    Without TECHTOUCH_SECRET_KEY links would be signed with the development key that anybody can
+    read in this repository; with a provider channel, links in real mail must be https (a
+    plain-http public URL is accepted only on loopback, for local trials).
+    """
+    if cfg.secret_key is None:
+        raise UserError(
+            "techtouch serve needs TECHTOUCH_SECRET_KEY (a long random string; "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    provider = cfg.email_channel != "outbox" or cfg.sms_channel != "outbox"
+    url = urlsplit(cfg.public_url)
+    if provider and url.scheme != "https" and not _loopback(url.hostname or ""):
+        raise UserError(
+            f"TECHTOUCH_PUBLIC_URL {cfg.public_url!r} is plain http: links in real messages must use https"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
