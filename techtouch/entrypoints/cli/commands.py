@@ -160,7 +160,7 @@ def accounts_show(
     account_id: Annotated[str, typer.Argument(help="the account's id")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """An account, its contacts, health and trend."""
+    """An account's story: contacts, health, journeys, touches, CTAs, survey answers, suppressions."""
     detail = reports.account_detail(application().engine, account_id)
     if detail is None:
         raise UserError(f"no account with id {account_id!r}")
