@@ -42,7 +42,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from ipaddress import ip_address
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -55,6 +54,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from techtouch.adapters.channels.base import OutboundSms, Receipt
+from techtouch.adapters.loopback import is_loopback_url
 from techtouch.adapters.retry import MAX_WAIT, Retry, retry_after_seconds, retrying
 
 logger = logging.getLogger(__name__)
@@ -105,16 +105,6 @@ def _redact(text: str) -> str:
     return _PHONE_LIKE.sub("<number>", text)
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no types
     """`TwilioHttpClient` that sends `https://api.twilio.com/...` to another base URL.
 
@@ -136,7 +126,7 @@ class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK 
             # urllib3 retries, which could repeat a POST that Twilio already has.
             for prefix in ("https://", "http://"):
                 self.session.mount(prefix, HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size)))
-            if _is_loopback(self.base_url):
+            if is_loopback_url(self.base_url):
                 self.session.trust_env = False  # an HTTP(S)_PROXY in the environment must not catch loopback
 
     @property

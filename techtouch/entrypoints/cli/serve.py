@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_address
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
 
+from techtouch.adapters.loopback import is_loopback_url
 from techtouch.bootstrap import ConfigurationError
 from techtouch.entrypoints.cli.app import UserError, app, application, err
 from techtouch.settings import Settings
@@ -54,17 +54,7 @@ def refuse_unsafe(cfg: Settings) -> None:
             "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     provider = cfg.email_channel != "outbox" or cfg.sms_channel != "outbox"
-    url = urlsplit(cfg.public_url)
-    if provider and url.scheme != "https" and not _loopback(url.hostname or ""):
+    if provider and urlsplit(cfg.public_url).scheme != "https" and not is_loopback_url(cfg.public_url):
         raise UserError(
             f"TECHTOUCH_PUBLIC_URL {cfg.public_url!r} is plain http: links in real messages must use https"
         )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
