@@ -232,14 +232,13 @@ class _Run:
         self.cta(mask, rung, m.spec.id, rung.id, kind="rung")
 
     def _personal_cta(self, mask: np.ndarray, m: CompiledMilestone, rung_id: str = "personal") -> None:
-        title = f"Reach out personally: {m.spec.title or m.spec.id.replace('_', ' ')}"
         self.add_action(
             mask,
             milestone=m.spec.id,
             rung=rung_id,
             kind="rung",
             channel="cta",
-            title=title,
+            title=m.spec.personal_cta_title,
             reason=f"{self.journey.id}.{m.spec.id}",
             priority="medium",
         )

@@ -110,9 +110,70 @@ class Branch(_Strict):
     mark_advocate: bool = Field(False, description="record the account as an advocate")
 
 
+# Words that end a milestone's *done* title ("Renewal likelihood answered"): a CSM's CTA names
+# what to ask for, not the outcome, so they are dropped when a title stands in for `ask`.
+_OUTCOME_WORDS = frozenset(
+    [
+        "accepted",
+        "agreed",
+        "answered",
+        "attended",
+        "booked",
+        "clicked",
+        "completed",
+        "configured",
+        "delivered",
+        "done",
+        "finished",
+        "given",
+        "held",
+        "launched",
+        "met",
+        "opened",
+        "reached",
+        "received",
+        "recovered",
+        "renewed",
+        "replied",
+        "returned",
+        "reviewed",
+        "scheduled",
+        "seen",
+        "sent",
+        "signed",
+        "started",
+        "submitted",
+        "taken",
+        "viewed",
+        "won",
+    ]
+)
+
+
+def _outcome_stripped(title: str) -> str:
+    """`Welcome email opened and clicked` → `Welcome email`: trailing outcome words (and their `and`) off."""
+    words = title.split()
+    while words and words[-1].lower() in _OUTCOME_WORDS | {"and", "or", "&"}:
+        words.pop()
+    return " ".join(words)
+
+
+def _sentence_case(text: str) -> str:
+    """Lower-case the first letter unless the first word is an acronym (`NPS`, `QBR`)."""
+    first = text.split(" ", 1)[0]
+    return text if len(first) > 1 and first[:2].isupper() else text[:1].lower() + text[1:]
+
+
 class Milestone(_Strict):
     id: Slug
     title: str | None = None
+    ask: str | None = Field(
+        None,
+        min_length=1,
+        max_length=120,
+        description="what a CSM reaching out personally asks for (high-touch CTA titles), "
+        "e.g. 'renewal likelihood question'; derived from `title` or `id` when absent",
+    )
     after: Days = 0
     start_when: str | None = None
     skip_when: str | None = None
@@ -137,6 +198,16 @@ class Milestone(_Strict):
         if len(set(branch_ids)) != len(branch_ids):
             raise ValueError("branch ids must be unique within a milestone")
         return self
+
+    @property
+    def personal_cta_title(self) -> str:
+        """The CTA title when a CSM delivers this milestone personally (high-touch accounts).
+
+        `ask` when given; else the title without its outcome words (`Adoption report sent` →
+        `adoption report`); else the id (`first_call` → `first call`).
+        """
+        ask = (self.ask or "").strip() or _outcome_stripped(self.title or "") or self.id.replace("_", " ")
+        return f"Reach out personally: {_sentence_case(ask)}"
 
 
 class Goal(_Strict):
