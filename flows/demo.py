@@ -2,6 +2,8 @@
 
 Prefect runs on a local ephemeral API (no server to start, no cloud account); its database lives
 in demo/prefect, so `prefect server start` with the same PREFECT_HOME shows these runs in the UI.
+Each demo starts that database afresh, so the UI shows this run only (a PREFECT_HOME set by the
+caller is used as it is, never removed).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,7 +26,23 @@ class _DropShutdownNoise(logging.Filter):
         return not isinstance(error, asyncio.CancelledError) and "CancelledError" not in record.getMessage()
 
 
+def _fresh_demo_prefect_home() -> None:
+    """Remove demo/prefect (runs of earlier demos), unless PREFECT_HOME points elsewhere.
+
+    Called before Prefect is imported, so before its ephemeral API opens a database there.
+    """
+    own = DEMO_PREFECT_HOME.absolute()
+    chosen = os.environ.get("PREFECT_HOME")
+    if chosen and Path(chosen).expanduser().absolute() != own:
+        return  # the caller's own Prefect home: never the demo's to clean
+    if own.is_symlink() or own.is_file():
+        own.unlink()
+    elif own.is_dir():
+        shutil.rmtree(own)
+
+
 def main() -> int:
+    _fresh_demo_prefect_home()
     os.environ.setdefault("PREFECT_HOME", str(DEMO_PREFECT_HOME.resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates
@@ -33,7 +52,7 @@ def main() -> int:
     from rich.console import Console
 
     from techtouch.domain.clock import today
-    from techtouch.entrypoints.demo import prepare, where_results_are
+    from techtouch.entrypoints.demo import prepare, print_today, where_results_are
     from techtouch.settings import load_settings
 
     console = Console()
@@ -44,15 +63,7 @@ def main() -> int:
     from flows.daily import daily
 
     console.rule(f"3. Today ({day}): the daily flow on Prefect (health, four journeys, delivery)")
-    result = daily(as_of=day)
-    for journey, counts in result["journeys"].items():
-        held = ", ".join(f"{k}: {v}" for k, v in counts["held_back"].items() if v)
-        console.print(
-            f"  {journey}: {counts['entered']} entered, {counts['active']} active, {counts['ctas']} CTAs"
-            f"{'; held back: ' + held if held else ''}",
-            highlight=False,
-        )
-    console.print(f"  sent: {result['sent']}", highlight=False)
+    print_today(console, daily(as_of=day))
 
     console.rule(f"4. The CSM digest flow on Prefect ({day})")
     digest = csm_digest(as_of=day)

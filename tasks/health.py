@@ -24,5 +24,14 @@ from techtouch.services.health import compute_health
 def score_health(app: App, as_of: date) -> dict[str, Any]:
     scored = compute_health(app.engine, as_of, app.instant(as_of), app.settings.health)
     distribution = reports.health_distribution(scored)
-    get_run_logger().info("health for %s: %s", as_of, distribution)
+    colors = distribution["colors"]
+    get_run_logger().info(
+        "health for %s: %d accounts, %d green, %d yellow, %d red; %d with usage down 30 %% or more",
+        as_of,
+        distribution["accounts"],
+        colors["green"],
+        colors["yellow"],
+        colors["red"],
+        distribution["usage_drop_30pct"],
+    )
     return distribution

@@ -100,6 +100,36 @@ def where_results_are(console: Console, database: Path, outbox: Path) -> None:
         console.print(f"  {env} .venv/bin/{command}", highlight=False, soft_wrap=True)
 
 
+def print_today(console: Console, result: dict[str, Any]) -> None:
+    """The daily flow's result as a table of journeys and a sentence on delivery (never a dict)."""
+    table = Table(
+        title=f"Today's journeys ({result['as_of']})",
+        caption="held back: what did not go out today, and why",
+        caption_justify="left",
+    )
+    table.add_column("journey", no_wrap=True)
+    for header in ("entered", "active", "CTAs"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("held back")
+    for journey, counts in result["journeys"].items():
+        held = [f"{reason}: {count}" for reason, count in counts["held_back"].items() if count]
+        table.add_row(
+            journey,
+            str(counts["entered"]),
+            str(counts["active"]),
+            str(counts["ctas"]),
+            "\n".join(held) or "none",
+        )
+    console.print(table)
+    sent, failed = result.get("sent", {}), sum(result.get("failed", {}).values())
+    emails, sms = int(sent.get("email", 0)), int(sent.get("sms", 0))
+    console.print(
+        f"Delivery: {emails} email{'' if emails == 1 else 's'} and {sms} SMS sent, "
+        f"{failed or 'none'} failed.",
+        highlight=False,
+    )
+
+
 def main() -> int:
     """Library-only demo (no Prefect): `python -m techtouch.entrypoints.demo`."""
     console = Console()

@@ -41,8 +41,18 @@ class JourneyReport:
     ctas_created: int = 0
     ctas_by_assignee: Counter[str] = field(default_factory=Counter)
     skipped: dict[str, int] = field(default_factory=dict)  # paused, unreachable, sms_unreachable, cap
-    after_hours: int = 0  # messages scheduled for the recipient's next business hours
+    # Messages whose send time is later than the run: `after_hours` counts them all (the JSON
+    # report's key since the start); of those, `quiet_hours_held` wait for a later day than the
+    # run's in the recipient's timezone (a weekend, or business hours already over there): the
+    # only ones held back. The rest go out later the same day (`scheduled_later_today`).
+    after_hours: int = 0
     seconds: float = 0.0
+    quiet_hours_held: int = 0
+
+    @property
+    def scheduled_later_today(self) -> int:
+        """Messages scheduled for the recipient's business hours later on the run's day: not held back."""
+        return self.after_hours - self.quiet_hours_held
 
 
 @dataclass
@@ -184,7 +194,8 @@ def advance_journey(
             record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
             flag_advocates(connection, _advocates(journey, plan))
     state.caps = add_to_caps(caps, plan.touches)
-    report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0)
+    held = held_for_quiet_hours(plan.touches, accounts, contacts, settings.timezone, as_of, run_at)
+    report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0, held)
     return report, decision, plan
 
 
@@ -243,8 +254,50 @@ def _cta_context(accounts: pd.DataFrame, plan: Plan) -> dict[str, dict[str, Any]
     return context
 
 
+def held_for_quiet_hours(
+    touches: pd.DataFrame,
+    accounts: pd.DataFrame,
+    contacts: pd.DataFrame,
+    default_zone: str,
+    as_of: date,
+    run_at: datetime,
+) -> int:
+    """Messages the recipient's business hours hold back to a later day than the run's.
+
+    A message is held back when its send time is after the run and falls, in the recipient's
+    timezone (contact, else account, else the team's: as plan_touches chose it), on a later date
+    than both the run's day and the local date at run time. A message that simply waits for
+    business hours to open later the same day is scheduled, not held back.
+    """
+    if touches.empty:
+        return 0
+    messages = touches[touches["send_at"].notna()]
+    send_at = pd.to_datetime(messages["send_at"], utc=True)
+    later = messages[send_at > pd.Timestamp(run_at)]
+    if later.empty:
+        return 0
+    zones = (
+        later["contact_id"]
+        .map(contacts.drop_duplicates("contact_id").set_index("contact_id")["timezone"])
+        .fillna(later["account_id"].map(accounts["timezone"]))
+        .fillna(default_zone)
+    )
+    held = 0
+    for zone, rows in later.groupby(zones.to_numpy()):
+        local_send = pd.to_datetime(rows["send_at"], utc=True).dt.tz_convert(str(zone)).dt.date
+        run_day = max(as_of, pd.Timestamp(run_at).tz_convert(str(zone)).date())
+        held += int((local_send > run_day).sum())
+    return held
+
+
 def _report(
-    journey: str, decision: Decision, plan: Plan, positions: pd.DataFrame, run_at: datetime, seconds: float
+    journey: str,
+    decision: Decision,
+    plan: Plan,
+    positions: pd.DataFrame,
+    run_at: datetime,
+    seconds: float,
+    quiet_hours_held: int = 0,
 ) -> JourneyReport:
     touches = plan.touches
     steps = (
@@ -267,4 +320,5 @@ def _report(
         | {"cap": len(plan.deferred)},
         after_hours=int((send_at > pd.Timestamp(run_at)).sum()) if len(send_at) else 0,
         seconds=seconds,
+        quiet_hours_held=quiet_hours_held,
     )

@@ -24,7 +24,9 @@ def report_dict(report: RunReport) -> dict[str, Any]:
                 "ctas_created": j.ctas_created,
                 "ctas_by_assignee": dict(j.ctas_by_assignee),
                 "skipped": j.skipped,
-                "after_hours": j.after_hours,
+                "after_hours": j.after_hours,  # all messages sent after the run time (as before)
+                "scheduled_later_today": j.scheduled_later_today,  # business hours, later the same day
+                "held_for_quiet_hours": j.quiet_hours_held,  # a later day: the held-back part
             }
             for j in report.journeys
         ],
@@ -53,13 +55,17 @@ def assignee_label(assignee: str) -> str:
 
 
 def skipped_summary(journey: JourneyReport) -> dict[str, int]:
-    """Why steps did not go out as messages today: pause, suppression or consent, cap, quiet hours."""
+    """Why steps did not go out as messages today: pause, suppression or consent, cap, quiet hours.
+
+    Only what is really held back: a message scheduled for the recipient's business hours later
+    the same day is not (see `JourneyReport.scheduled_later_today`).
+    """
     return {
         "paused": int(journey.skipped.get("paused", 0)),
         "suppressed or no consent": int(journey.skipped.get("unreachable", 0))
         + int(journey.skipped.get("sms_unreachable", 0)),
         "frequency cap (waits a day)": int(journey.skipped.get("cap", 0)),
-        "quiet hours (scheduled for business hours)": int(journey.after_hours),
+        "quiet hours (waits for the next business day)": int(journey.quiet_hours_held),
     }
 
 
@@ -106,6 +112,9 @@ def journey_markdown(journey: JourneyReport, as_of: str, dry_run: bool, scope: s
         "| reason | count |",
         "|---|---:|",
         *(f"| {reason} | {n} |" for reason, n in skipped_summary(journey).items()),
+        "",
+        f"Scheduled for the recipients' business hours later today (not held back): "
+        f"{journey.scheduled_later_today}.",
         "",
     ]
     return "\n".join(lines)

@@ -12,6 +12,10 @@ def report_tables(report: RunReport) -> list[Table]:
     title = (
         f"Run for {report.as_of.isoformat()}{' (dry run: nothing written or sent)' if report.dry_run else ''}"
     )
+    caption = "quiet hours: messages held to the recipient's next business day"
+    later = sum(j.scheduled_later_today for j in report.journeys)
+    if later:
+        caption += f"; {later} more scheduled for business hours later today (not held back)"
     overview = Table(
         "journey",
         "entered",
@@ -22,8 +26,11 @@ def report_tables(report: RunReport) -> list[Table]:
         "skipped",
         "capped",
         "paused",
+        "quiet hours",
         "exits",
         title=title,
+        caption=caption,
+        caption_justify="left",
     )
     for j in report.journeys:
         steps = j.steps
@@ -39,7 +46,8 @@ def report_tables(report: RunReport) -> list[Table]:
             str(skipped),
             str(j.skipped.get("cap", 0)),
             str(j.skipped.get("paused", 0)),
-            ", ".join(f"{k}: {v}" for k, v in sorted(j.exits.items())) or "-",
+            str(j.quiet_hours_held),
+            ", ".join(f"{v} {k}" for k, v in sorted(j.exits.items())) or "-",
         )
     tables = [overview]
     steps_table = Table("journey", "milestone", "rung", "channel", "status", "count", title="Steps taken")
