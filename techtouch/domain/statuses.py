@@ -25,8 +25,9 @@ class TouchStatus(StrEnum):
     reason). Messages then run the claim -> send -> mark machine (techtouch.services.claims):
     PENDING -> SENDING -> SENT | FAILED | SUPPRESSED. OPENED and CLICKED are written by the
     simulator only (techtouch.services.simulate); in production, engagement arrives as events
-    (`email_opened`, `email_clicked`) and the touch stays SENT. Provider verdicts such as
-    delivered or bounced are events too, never a touch status.
+    (`email_opened`, `email_clicked`) and the touch stays SENT. What the provider said about a
+    message (delivered, opened, bounced…) is kept apart, in `touches.delivery_status`
+    (DeliveryStatus), so that the claim machine never sees a value it does not own.
     """
 
     PENDING = "pending"
@@ -52,6 +53,80 @@ UNSENT_TOUCH_STATUSES: tuple[TouchStatus, ...] = (
 )
 # A touch in one of these was opened (CLICKED implies it): the `opened` / `clicked` condition names.
 ENGAGED_TOUCH_STATUSES: tuple[TouchStatus, ...] = (TouchStatus.OPENED, TouchStatus.CLICKED)
+
+
+class DeliveryStatus(StrEnum):
+    """`touches.delivery_status`: the provider's verdict on a message, NULL until one arrives.
+
+    Written by techtouch.services.feedback only, from SendGrid's `delivered`, `open`, `click`,
+    `bounce` (not `type: blocked`, a temporary refusal) and `dropped` events and Twilio's
+    `delivered`, `undelivered` and `failed` status callbacks. It never goes backwards
+    (DELIVERY_RANK): events arrive out of order and are replayed, so a verdict only replaces a
+    lower-ranked one. A terminal verdict (TERMINAL_DELIVERY_STATUSES) is the last word: it
+    replaces delivered, opened or clicked (SendGrid reports a late, asynchronous bounce after
+    `delivered`), and nothing replaces it, not even another terminal verdict.
+    """
+
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+
+
+# The message never arrived, and no later event changes that.
+TERMINAL_DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = (
+    DeliveryStatus.BOUNCED,
+    DeliveryStatus.DROPPED,
+    DeliveryStatus.UNDELIVERED,
+    DeliveryStatus.FAILED,
+)
+# No verdict yet (delivery_status NULL): below every verdict.
+NO_DELIVERY_RANK = 0
+# A verdict replaces the current one only when its rank is strictly higher (equal ranks keep the
+# first: a replay, or a `dropped` after a `bounced`, changes nothing).
+DELIVERY_RANK: dict[DeliveryStatus, int] = {
+    DeliveryStatus.DELIVERED: 1,
+    DeliveryStatus.OPENED: 2,
+    DeliveryStatus.CLICKED: 3,
+    **dict.fromkeys(TERMINAL_DELIVERY_STATUSES, 4),
+}
+# A touch with one of these verdicts was opened (a click implies it), like ENGAGED_TOUCH_STATUSES.
+ENGAGED_DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = (DeliveryStatus.OPENED, DeliveryStatus.CLICKED)
+
+
+def delivery_rank(status: str | None) -> int:
+    """The rank of a stored `delivery_status` (NULL: NO_DELIVERY_RANK); an unknown value is a ValueError."""
+    return NO_DELIVERY_RANK if status is None else DELIVERY_RANK[DeliveryStatus(status)]
+
+
+def advances(current: str | None, verdict: str) -> bool:
+    """Whether `verdict` replaces the `current` delivery status (the rule the SQL of feedback applies)."""
+    return delivery_rank(verdict) > delivery_rank(current)
+
+
+class TouchListingStatus(StrEnum):
+    """What `techtouch touches --status` accepts: every TouchStatus, then every DeliveryStatus not
+    already one (a touch matches when its `status` or its `delivery_status` is the value: `sent`
+    lists every sent message, `delivered` those whose latest verdict is delivered).
+    tests/unit/test_statuses.py pins it to exactly that union."""
+
+    PENDING = "pending"
+    SKIPPED = "skipped"
+    CREATED = "created"
+    DEDUPLICATED = "deduplicated"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    UNDELIVERED = "undelivered"
 
 
 class DigestStatus(StrEnum):

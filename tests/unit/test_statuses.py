@@ -5,6 +5,7 @@ stores, and that the CTA CHECK constraint and partial index stay byte-identical 
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -16,18 +17,26 @@ from sqlalchemy import CheckConstraint, Index
 from techtouch.adapters.db.models import CTA_STATUSES, Cta
 from techtouch.domain import statuses
 from techtouch.domain.statuses import (
+    DELIVERY_RANK,
     ENDED_ENROLLMENT_STATUSES,
+    ENGAGED_DELIVERY_STATUSES,
     ENGAGED_TOUCH_STATUSES,
     FINAL_DIGEST_STATUSES,
+    NO_DELIVERY_RANK,
     OPEN_CTA_STATUSES,
+    TERMINAL_DELIVERY_STATUSES,
     UNSENT_TOUCH_STATUSES,
     UNSETTLED_TOUCH_STATUSES,
     CtaStatus,
+    DeliveryStatus,
     DigestStatus,
     EnrollmentPhase,
     EnrollmentStatus,
     ReceiptStatus,
+    TouchListingStatus,
     TouchStatus,
+    advances,
+    delivery_rank,
 )
 from techtouch.services.claims import DIGESTS, TOUCHES
 
@@ -53,6 +62,7 @@ MIGRATION = ROOT / "techtouch/adapters/db/migrations/versions/0001_initial_schem
                 "clicked",
             ],
         ),
+        (DeliveryStatus, ["delivered", "opened", "clicked", "bounced", "dropped", "undelivered", "failed"]),
         (DigestStatus, ["pending", "sending", "sent", "failed"]),
         (CtaStatus, ["open", "in_progress", "done", "snoozed"]),
         (EnrollmentStatus, ["active", "completed", "exited"]),
@@ -133,3 +143,37 @@ def test_the_vocabulary_module_is_pure() -> None:
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert imported <= {"__future__", "enum"}
+
+
+def test_the_listing_accepts_exactly_every_touch_status_and_every_verdict() -> None:
+    union = list(dict.fromkeys([*TouchStatus, *DeliveryStatus]))
+    assert [member.value for member in TouchListingStatus] == [str(v) for v in union]
+
+
+def test_verdicts_rank_forward_and_terminal_ones_are_the_last_word() -> None:
+    assert set(DELIVERY_RANK) == set(DeliveryStatus)
+    assert delivery_rank(None) == NO_DELIVERY_RANK < min(DELIVERY_RANK.values())
+    forward = ["delivered", "opened", "clicked"]
+    for lower, higher in [(None, "delivered"), *itertools.pairwise(forward)]:
+        assert advances(lower, higher)
+        assert lower is None or not advances(higher, lower)  # a late `delivered` after `opened`
+    for terminal in TERMINAL_DELIVERY_STATUSES:
+        for before in (None, "delivered", "opened", "clicked"):
+            assert advances(before, terminal)  # a late, asynchronous bounce is taken
+            assert before is None or not advances(terminal, before)
+        for other in DeliveryStatus:  # nothing replaces a terminal verdict, another terminal included
+            assert not advances(terminal, other)
+    for verdict in DeliveryStatus:
+        assert not advances(verdict, verdict)  # a replay changes nothing
+    assert set(ENGAGED_DELIVERY_STATUSES) == {DeliveryStatus.OPENED, DeliveryStatus.CLICKED}
+    with pytest.raises(ValueError):
+        delivery_rank("planned")
+
+
+def test_feedback_maps_provider_events_onto_the_verdicts() -> None:
+    from techtouch.services.feedback.sendgrid_events import SENDGRID_EFFECTS, SENDGRID_VERDICTS
+    from techtouch.services.feedback.twilio_events import TWILIO_KNOWN, TWILIO_VERDICTS
+
+    assert set(SENDGRID_VERDICTS) <= set(SENDGRID_EFFECTS)
+    assert set(TWILIO_VERDICTS) <= set(TWILIO_KNOWN)
+    assert set(SENDGRID_VERDICTS.values()) | set(TWILIO_VERDICTS.values()) == set(DeliveryStatus)

@@ -255,6 +255,7 @@ class Touch(Base):
         Index("ix_touches_contact_id_send_at", "contact_id", "send_at"),
         Index("ix_touches_journey_as_of", "journey", "as_of"),
         Index("ix_touches_status", "status"),
+        Index("ix_touches_delivery_status", "delivery_status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -277,6 +278,11 @@ class Touch(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # Set when a delivery attempt starts (status `sending`): a crash after it is ambiguous and reconciled.
     attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The provider's verdict (DeliveryStatus), apart from the claim state in `status`: NULL until
+    # a provider reports one, then only ever raised (techtouch.services.feedback), with the time
+    # the provider gave for it.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

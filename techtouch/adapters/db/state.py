@@ -17,8 +17,10 @@ from techtouch.adapters.db.signals import latest_events, usage_signals
 from techtouch.domain.health import score_health
 from techtouch.domain.policy import HealthModel
 from techtouch.domain.statuses import (
+    ENGAGED_DELIVERY_STATUSES,
     ENGAGED_TOUCH_STATUSES,
     UNSENT_TOUCH_STATUSES,
+    DeliveryStatus,
     EnrollmentStatus,
     TouchStatus,
 )
@@ -139,12 +141,17 @@ def load_enrollments(connection: Connection, journey: str) -> pd.DataFrame:
     return frame.set_index("account_id")
 
 
+# The touch's own status (the simulator's), its provider verdict (delivery_status) or an event naming it:
+# a verdict comes from such an event, so counting it changes nothing where the events are kept.
 ENGAGEMENT_SQL = text(
     f"""
     SELECT t.enrollment_id, t.milestone,
            MAX(CASE WHEN {sql_in("t.status", ENGAGED_TOUCH_STATUSES)}
+                     OR {sql_in("t.delivery_status", ENGAGED_DELIVERY_STATUSES)}
                      OR e.type IN ('email_opened', 'email_clicked') THEN 1 ELSE 0 END) AS opened,
-           MAX(CASE WHEN t.status = '{TouchStatus.CLICKED}' OR e.type = 'email_clicked'
+           MAX(CASE WHEN t.status = '{TouchStatus.CLICKED}'
+                     OR t.delivery_status = '{DeliveryStatus.CLICKED}'
+                     OR e.type = 'email_clicked'
                     THEN 1 ELSE 0 END) AS clicked
     FROM touches t
     JOIN enrollments n ON n.id = t.enrollment_id AND n.status = '{EnrollmentStatus.ACTIVE}'
@@ -156,7 +163,7 @@ ENGAGEMENT_SQL = text(
 
 
 def load_engagement(connection: Connection, journey: str) -> pd.DataFrame:
-    """Opened/clicked per active enrollment and milestone (touch status or an event naming the touch)."""
+    """Opened/clicked per active enrollment and milestone (touch status, verdict or an event naming it)."""
     frame = pd.read_sql_query(ENGAGEMENT_SQL, connection, params={"journey": journey})
     frame[["opened", "clicked"]] = frame[["opened", "clicked"]].astype(bool)
     return frame

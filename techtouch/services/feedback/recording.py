@@ -18,13 +18,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, any_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from techtouch.adapters.db.bulk import insert_new
-from techtouch.adapters.db.models import Event, Suppression, Touch
+from techtouch.adapters.db.models import Event, Suppression, Touch, UTCDateTime
 from techtouch.adapters.retry import Retry, retrying
+from techtouch.domain.statuses import DELIVERY_RANK, NO_DELIVERY_RANK, DeliveryStatus, delivery_rank
 
 log = logging.getLogger(__name__)
 
@@ -166,18 +182,79 @@ def touches(connection: Connection, keys: Iterable[str]) -> dict[str, KnownTouch
     return found
 
 
-def mark_sent(connection: Connection, provider_ids: Mapping[str, str | None]) -> None:
-    """Touches still sending/pending that a provider reported on: `sent`, keeping a known provider id."""
-    if not provider_ids:
+@dataclass(frozen=True)
+class Verdict:
+    """What a provider said about one touch (DeliveryStatus), and when it said it."""
+
+    status: DeliveryStatus
+    at: datetime
+
+
+def keep_strongest(verdicts: dict[str, Verdict], touch_key: str, verdict: Verdict) -> None:
+    """Keep, per touch, the verdict of a batch that ranks highest (of equals, the earliest): the
+    one that the database would end up with if the batch's events were applied one by one."""
+    held = verdicts.get(touch_key)
+    if held is None or (delivery_rank(verdict.status), held.at) > (delivery_rank(held.status), verdict.at):
+        verdicts[touch_key] = verdict
+
+
+def _rank_of(column: Any) -> Any:
+    """`CASE column WHEN 'delivered' THEN 1 … ELSE 0 END`: DELIVERY_RANK in SQL (NULL ranks 0)."""
+    return case({str(s): r for s, r in DELIVERY_RANK.items()}, value=column, else_=NO_DELIVERY_RANK)
+
+
+def settle(
+    connection: Connection,
+    provider_ids: Mapping[str, str | None],
+    verdicts: Mapping[str, Verdict] | None = None,
+) -> None:
+    """What provider events do to their touches, as one executemany UPDATE in key order.
+
+    Evidence (`provider_ids`): a touch still sending/pending becomes `sent`, keeping a known
+    provider id. Verdicts: `delivery_status` takes the verdict only when it ranks higher than the
+    stored one, decided by the UPDATE itself (no read-modify-write: a concurrent webhook that
+    raised it first is seen by the WHERE, and a replay or a late lower event matches no row).
+    """
+    verdicts = verdicts or {}
+    if not provider_ids and not verdicts:
         return
     table = cast(Table, Touch.__table__)
+    # or_(), not in_(): an expanding IN cannot be part of an executemany
+    settles = and_(
+        bindparam("_evidence", type_=Boolean), or_(*(table.c.status == s for s in EVIDENCE_STATUSES))
+    )
+    raises = _rank_of(table.c.delivery_status) < bindparam("_rank", type_=Integer)
     statement = (
         update(table)
-        # or_(), not in_(): an expanding IN cannot be part of an executemany
-        .where(table.c.key == bindparam("_key"), or_(*(table.c.status == s for s in EVIDENCE_STATUSES)))
-        .values(status="sent", provider_id=func.coalesce(table.c.provider_id, bindparam("_provider_id")))
+        .where(table.c.key == bindparam("_key"), or_(settles, raises))
+        .values(
+            status=case((settles, "sent"), else_=table.c.status),
+            provider_id=case(
+                (settles, func.coalesce(table.c.provider_id, bindparam("_provider_id", type_=String))),
+                else_=table.c.provider_id,
+            ),
+            delivery_status=case(
+                (raises, bindparam("_verdict", type_=String)), else_=table.c.delivery_status
+            ),
+            delivery_status_at=case(
+                (raises, bindparam("_verdict_at", type_=UTCDateTime())), else_=table.c.delivery_status_at
+            ),
+        )
     )
-    connection.execute(statement, [{"_key": k, "_provider_id": p} for k, p in sorted(provider_ids.items())])
+    rows = []
+    for key in sorted(provider_ids.keys() | verdicts.keys()):
+        verdict = verdicts.get(key)
+        rows.append(
+            {
+                "_key": key,
+                "_evidence": key in provider_ids,
+                "_provider_id": provider_ids.get(key),
+                "_rank": NO_DELIVERY_RANK if verdict is None else delivery_rank(verdict.status),
+                "_verdict": None if verdict is None else str(verdict.status),
+                "_verdict_at": None if verdict is None else verdict.at,
+            }
+        )
+    connection.execute(statement, rows)
 
 
 def suppress(connection: Connection, rows: Iterable[dict[str, Any]]) -> int:

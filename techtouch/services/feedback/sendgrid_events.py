@@ -1,8 +1,10 @@
 """SendGrid's Event Webhook: parse the signed body, then apply a whole POST in one transaction.
 
 Events name their touch by the `touch_key` custom arg the channel sets; an event about a touch
-still `sending`/`pending` is the evidence that settles a crash-ambiguous send. Bounces, drops,
-spam reports and unsubscribes suppress email for good.
+still `sending`/`pending` is the evidence that settles a crash-ambiguous send. Delivered, open,
+click, bounce and dropped events raise the touch's `delivery_status` (never lower it: see
+techtouch.domain.statuses.DeliveryStatus). Bounces, drops, spam reports and unsubscribes suppress
+email for good.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from techtouch.adapters.db.models import Contact
+from techtouch.domain.statuses import DeliveryStatus
 from techtouch.services.feedback.errors import BadPayload
 from techtouch.services.feedback.recording import (
     EVIDENCE_STATUSES,
     Applied,
+    Verdict,
     batched,
     hash_key,
-    mark_sent,
+    keep_strongest,
     record,
     retry_transient,
+    settle,
     suppress,
     touches,
     writing,
@@ -47,6 +52,15 @@ SENDGRID_EFFECTS: dict[str, tuple[str | None, str | None]] = {
     "spamreport": ("unsubscribed", "spamreport"),
     "unsubscribe": ("unsubscribed", "unsubscribed"),
     "group_unsubscribe": ("unsubscribed", "unsubscribed"),
+}
+# SendGrid event -> the verdict it gives the touch it names (a blocked bounce gives none: it is
+# temporary, and SendGrid retries). Other kinds leave `delivery_status` as it is.
+SENDGRID_VERDICTS: dict[str, DeliveryStatus] = {
+    "delivered": DeliveryStatus.DELIVERED,
+    "open": DeliveryStatus.OPENED,
+    "click": DeliveryStatus.CLICKED,
+    "bounce": DeliveryStatus.BOUNCED,
+    "dropped": DeliveryStatus.DROPPED,
 }
 _MAX_TIMESTAMP = 2**33  # year 2242: beyond it a `timestamp` is milliseconds or garbage
 
@@ -135,6 +149,8 @@ def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Ap
     An event names its touch by the `touch_key` custom arg; unknown keys (or a key of a non-email
     touch) are counted and skipped. An event without `touch_key` can only suppress: it is mapped to
     the contacts with that address, if any. Blocked bounces (`type: blocked`, temporary) do not.
+    A touch's `delivery_status` takes the highest-ranked verdict of the batch if it ranks above
+    the stored one, in the same UPDATE as the evidence (settle).
     """
     result = Applied(received=len(events))
     with writing(engine) as connection:
@@ -148,6 +164,7 @@ def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Ap
             },
         )
         evidence: dict[str, str | None] = {}
+        verdicts: dict[str, Verdict] = {}
         rows: list[dict[str, Any]] = []
         suppressions: dict[str, dict[str, Any]] = {}  # event key -> suppression it causes
         for event in events:
@@ -165,6 +182,9 @@ def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Ap
             type_, reason = effect
             if type_ is None:
                 continue
+            verdict = SENDGRID_VERDICTS.get(event.kind)
+            if touch is not None and event.touch_key is not None and verdict is not None:
+                keep_strongest(verdicts, event.touch_key, Verdict(verdict, event.occurred_at))
             if touch is not None:
                 targets = [(touch.contact_id, touch.account_id, event.key)]
             elif reason is not None and event.email:
@@ -195,7 +215,7 @@ def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Ap
                         "since": event.occurred_at,
                     }
         new = record(connection, rows, result)
-        mark_sent(connection, evidence)
+        settle(connection, evidence, verdicts)
         result.touches = len(evidence)
         result.suppressed = suppress(connection, (s for k, s in suppressions.items() if k in new))
     log.info("sendgrid events applied: %s", result.as_dict())

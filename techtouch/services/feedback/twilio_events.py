@@ -1,8 +1,10 @@
 """Twilio's webhooks: status callbacks for messages we sent, and inbound SMS keywords (STOP/START).
 
 A status callback settles a crash-ambiguous touch (any status proves Twilio has the message) or
-fails it; error 21610 means the number opted out at the carrier. An inbound STOP suppresses SMS to
-every contact with that number and START lifts it, under the one rule of techtouch.domain.suppression.
+fails it; error 21610 means the number opted out at the carrier. Delivered, undelivered and failed
+raise the touch's `delivery_status` (never lower it: techtouch.domain.statuses.DeliveryStatus).
+An inbound STOP suppresses SMS to every contact with that number and START lifts it, under the one
+rule of techtouch.domain.suppression.
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ from sqlalchemy import Engine, Table, func, select, update
 
 from techtouch.adapters.db.models import Contact, Touch
 from techtouch.domain import validators
+from techtouch.domain.statuses import DeliveryStatus
 from techtouch.domain.suppression import SMS_START, SMS_STOP
 from techtouch.services.feedback.consent import lift_sms_stop
 from techtouch.services.feedback.errors import BadPayload
 from techtouch.services.feedback.recording import (
     EVIDENCE_STATUSES,
     Applied,
+    Verdict,
     aware_now,
     hash_key,
-    mark_sent,
     record,
     retry_transient,
+    settle,
     suppress,
     touches,
     writing,
@@ -39,6 +43,12 @@ TWILIO_OPTED_OUT = "21610"  # "Attempt to send to unsubscribed recipient": the n
 TWILIO_EVIDENCE = ("accepted", "scheduled", "queued", "sending", "sent", "delivered", "read")
 TWILIO_FAILED = ("failed", "undelivered")
 TWILIO_KNOWN = (*TWILIO_EVIDENCE, *TWILIO_FAILED, "canceled", "partially_delivered", "receiving", "received")
+# MessageStatus -> the verdict it gives the touch (queued, sent… are steps, not verdicts).
+TWILIO_VERDICTS: dict[str, DeliveryStatus] = {
+    "delivered": DeliveryStatus.DELIVERED,
+    "undelivered": DeliveryStatus.UNDELIVERED,
+    "failed": DeliveryStatus.FAILED,
+}
 
 # Whole-message keywords, as carriers and Twilio's default opt-out handling treat them.
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
@@ -64,6 +74,8 @@ def apply_twilio_status(
     queued/sent/delivered… move a sending/pending touch to `sent` (provider id = MessageSid);
     delivered records `sms_delivered`; failed/undelivered mark a sending/pending touch `failed`,
     and with ErrorCode 21610 (the number opted out) record `sms_stop` and suppress SMS.
+    delivered/undelivered/failed raise `delivery_status` when they rank above the stored verdict
+    (received now: a status callback carries no time of its own).
     The same (MessageSid, status) twice changes nothing.
     """
     sid, status = _required(params, "MessageSid", "MessageStatus")
@@ -80,18 +92,21 @@ def apply_twilio_status(
         if touch is None or touch.channel != "sms":
             result.unknown = 1
             return result
+        received_at = aware_now(now)
         event = {
             "key": hash_key("twilio-status", sid, status),
             "account_id": touch.account_id,
             "contact_id": touch.contact_id,
-            "occurred_at": aware_now(now),
+            "occurred_at": received_at,
             "value": touch_key,
             "source": "twilio",
         }
+        verdict = TWILIO_VERDICTS.get(status)
+        verdicts = {} if verdict is None else {touch_key: Verdict(verdict, received_at)}
         if status in TWILIO_EVIDENCE:
-            if touch.status in EVIDENCE_STATUSES:
-                mark_sent(connection, {touch_key: sid})
-                result.touches = 1
+            evidence = {touch_key: sid} if touch.status in EVIDENCE_STATUSES else {}
+            settle(connection, evidence, verdicts)
+            result.touches = len(evidence)
             if status == "delivered":
                 record(connection, [event | {"type": "sms_delivered"}], result)
             return result
@@ -108,6 +123,7 @@ def apply_twilio_status(
                     )
                 )
                 result.touches = 1
+            settle(connection, {}, verdicts)
             if error_code == TWILIO_OPTED_OUT and touch.contact_id is not None:
                 new = record(connection, [event | {"type": SMS_STOP}], result)
                 if new:
