@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from techtouch.adapters.db import listings
+from techtouch.domain.spec import JourneyErrors
 from techtouch.services.app import App
 
 
@@ -28,6 +29,19 @@ def list_touches(
         return _plain(listings.touch_rows(connection, account=account, journey=journey, status=status))
 
 
-def list_ctas(app: App, *, assignee: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+def list_ctas(
+    app: App, *, assignee: str | None = None, journey: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
     with app.engine.connect() as connection:
-        return _plain(listings.cta_rows(connection, assignee=assignee, status=status))
+        return _plain(listings.cta_rows(connection, assignee=assignee, journey=journey, status=status))
+
+
+def known_journeys(app: App) -> list[str]:
+    """Journey ids a listing may filter on: the journey files' (when they compile) and any id
+    touches or CTAs were recorded under (a retired journey keeps its history), sorted."""
+    try:
+        ids = set(app.catalog)
+    except JourneyErrors:  # a broken file must not stop anyone from reading what was recorded
+        ids = set()
+    with app.engine.connect() as connection:
+        return sorted(ids | listings.journey_ids(connection))

@@ -1,8 +1,14 @@
-"""`techtouch preview`: one account through one journey, with the reasons and the rendered messages."""
+"""`techtouch preview`: one account through one journey, with the reasons and the rendered messages.
+
+An account without an active enrollment gets `enrolled: False` and an `entry` block instead of
+a position: would it enter today, and why (decide()'s entry rule: audience, `enter_when`, and
+the re-entry rule when an earlier enrollment ended).
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 import pandas as pd
@@ -21,6 +27,7 @@ from techtouch.adapters.render.renderer import TemplateProblem
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.decide import decide
 from techtouch.domain.plan import plan_touches
+from techtouch.domain.statuses import ENDED_ENROLLMENT_STATUSES, EnrollmentStatus
 from techtouch.services.app import App
 from techtouch.services.runner import build_frame
 
@@ -57,15 +64,19 @@ def preview_account(
         settings.team_queue,
     )
 
+    # Conditions see what decide() shows them: the enrollment-relative names filled in.
+    outside = _condition_view(frame, journey, None, as_of)
     conditions: list[tuple[str, str, bool, dict[str, Any]]] = [
-        ("enter_when", journey.enter_when.source, *_explain(journey.enter_when, frame, account_id))
+        ("enter_when", journey.enter_when.source, *_explain(journey.enter_when, outside, account_id))
     ]
     for goal, condition in journey.goals:
-        conditions.append((f"goal {goal.id}", condition.source, *_explain(condition, frame, account_id)))
-    current = frame.loc[account_id].get("e_milestone")
+        conditions.append((f"goal {goal.id}", condition.source, *_explain(condition, outside, account_id)))
+    enrolled = _plain(frame.loc[account_id].get("e_status")) == EnrollmentStatus.ACTIVE
+    current = _plain(frame.loc[account_id].get("e_milestone")) if enrolled else None
     for m in journey.milestones:
         if m.spec.id != current:
             continue
+        inside = _condition_view(frame, journey, m.spec.id, as_of)
         for label, step_condition in (
             ("start_when", m.start_when),
             ("skip_when", m.skip_when),
@@ -76,7 +87,7 @@ def preview_account(
                     (
                         f"{m.spec.id}.{label}",
                         step_condition.source,
-                        *_explain(step_condition, frame, account_id),
+                        *_explain(step_condition, inside, account_id),
                     )
                 )
 
@@ -113,10 +124,14 @@ def preview_account(
         "journey": journey.id,
         "account_id": account_id,
         "as_of": as_of,
+        "enrolled": enrolled,
         "position": {
-            k.removeprefix("e_"): position.get(k)
+            k.removeprefix("e_"): _plain(position.get(k))
             for k in ("e_status", "e_milestone", "e_phase", "e_step", "e_next_due")
         },
+        "entry": None
+        if enrolled
+        else _entry(journey, outside, account_id, as_of, decision.counts["entered"]),
         "paused": bool(position["paused"]),
         "conditions": conditions,
         "actions": decision.actions.to_dict("records"),
@@ -124,6 +139,101 @@ def preview_account(
         "ctas": plan.ctas.to_dict("records"),
         "messages": messages,
     }
+
+
+def _entry(
+    journey: CompiledJourney, view: pd.DataFrame, account_id: str, as_of: date, entered: int
+) -> dict[str, Any]:
+    """Why an account without an active enrollment would enter today or not (decide()'s rule 1);
+    `view` is the state frame as conditions outside a milestone see it (`_condition_view`)."""
+    spec = journey.spec
+    row = view.loc[account_id]
+    holds, values = _explain(journey.enter_when, view, account_id)
+    status = _plain(row.get("e_status"))
+    exited = _day(row.get("e_exited_as_of"))
+    after = spec.reentry.after_days
+    previous = None
+    reenter_from = None
+    if status is not None:
+        previous = {
+            "status": status,
+            "cycle": _plain(row.get("e_cycle")),
+            "exit_reason": _plain(row.get("e_exit_reason")),
+            "exited_as_of": exited,
+        }
+        if after is not None and exited is not None:
+            reenter_from = exited + timedelta(days=after)
+    may_enter = status is None or (
+        status in ENDED_ENROLLMENT_STATUSES and reenter_from is not None and reenter_from <= as_of
+    )
+    segment = _plain(row.get("segment"))
+    return {
+        "would_enter": entered > 0,
+        "condition": _with_params(journey.enter_when.source, spec.params),
+        "condition_holds": holds,
+        "values": values,
+        "segment": segment,
+        "audience": list(spec.audience.segments),
+        "in_audience": segment in spec.audience.segments,
+        "previous": previous,
+        "reentry_after_days": after,
+        "reenter_from": reenter_from,
+        "may_enter": may_enter,
+    }
+
+
+def _with_params(source: str, params: dict[str, Any]) -> str:
+    """`params.lead_days` → its value, so that the condition reads as decide() evaluates it."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            return match.group(0)
+        return repr(params[name]) if isinstance(params[name], str) else str(params[name])
+
+    return re.sub(r"\bparams\.([A-Za-z_][A-Za-z0-9_]*)", value, source)
+
+
+def _plain(value: Any) -> Any:
+    """A frame cell as a Python value; NaN / NaT → None."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    return value
+
+
+def _day(value: Any) -> date | None:
+    value = _plain(value)
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _condition_view(
+    frame: pd.DataFrame, journey: CompiledJourney, milestone: str | None, as_of: date
+) -> pd.DataFrame:
+    """The one-row frame with the names decide() adds before evaluating a condition (`_Run.eval`):
+    days in journey and milestone, opened/clicked of `milestone` (False outside one), entry.*."""
+    row = frame.iloc[0]
+
+    def days_since(column: str) -> float:
+        day = _day(row.get(column))
+        return float("nan") if day is None else float((as_of - day).days)
+
+    entry = row.get("e_entry")
+    captured = entry if isinstance(entry, dict) else {}
+    return frame.assign(
+        days_in_journey=days_since("e_entered_as_of"),
+        days_in_milestone=days_since("e_milestone_since"),
+        opened=frame.get(f"opened@{milestone}", False) if milestone else False,
+        clicked=frame.get(f"clicked@{milestone}", False) if milestone else False,
+        **{f"entry.{name}": captured.get(name, float("nan")) for name in journey.entry_columns},
+    )
 
 
 def _explain(condition: Any, frame: pd.DataFrame, account_id: str) -> tuple[bool, dict[str, Any]]:

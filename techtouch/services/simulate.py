@@ -4,13 +4,18 @@ Each simulated day: usage moves on (a week-ago copy, recovered accounts back to 
 baseline), customers respond to yesterday's messages (open, click, answer a survey),
 some configure, go live or sign their renewal, and then the real daily run decides.
 Nothing is rendered or sent: pending touches are marked sent, so a year runs in minutes.
+
+The copy lives in a temporary folder that is removed when the simulation ends (it holds every
+contact's data), whether it succeeds or raises, unless `keep` asks for it; a `workdir` given by
+the caller, and the configured database of an `in_place` run (the demo), always stay.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -54,10 +59,11 @@ class SimulationResult:
     start: date
     days: int
     funnel: pd.DataFrame  # journey, milestone, rung, channel, touches
-    cta_load: pd.DataFrame  # assignee x ISO week
+    cta_load: pd.DataFrame  # ISO week (rows, in time order: `week_order`) x assignee (sorted)
     exits: pd.DataFrame  # journey, exit_reason, count
-    database: str
+    database: str | None  # the simulated database's URL; None once its temporary copy is removed
     outbox: str = ""
+    kept: Path | None = None  # the temporary folder kept on request (`keep`); delete it when done
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +74,7 @@ class SimulationResult:
             "cta_load": self.cta_load.reset_index().to_dict("records"),
             "exits": self.exits.to_dict("records"),
             "database": self.database,
+            "kept": None if self.kept is None else str(self.kept),
         }
 
 
@@ -92,61 +99,103 @@ def simulate_days(
     workdir: Path | None = None,
     in_place: bool = False,
     deliver: bool = False,
+    keep: bool = False,
     progress: Callable[[date], Any] | None = None,
 ) -> SimulationResult:
     """Replay `days` days from `start`; `in_place` runs on the configured database itself (the demo)
-    and `deliver` renders and sends through the configured channels instead of marking touches sent."""
-    settings = app.settings
-    folder = Path(workdir or tempfile.mkdtemp(prefix="techtouch-sim-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    url = settings.database_url if in_place else f"sqlite:///{folder / 'simulation.db'}"
-    engine = make_engine(url)
-    if in_place:
-        migrate.upgrade(engine)
-    elif accounts is not None:
-        from techtouch.services.seed import seed
+    and `deliver` renders and sends through the configured channels instead of marking touches sent.
 
-        migrate.upgrade(engine)
-        seed(
-            engine,
-            accounts=accounts,
-            seed=model.seed,
-            days=90,
-            as_of=start,
-            high_touch_arr=settings.high_touch_arr,
+    Without `workdir` or `in_place`, the simulated database is a temporary copy (or seeded base), removed
+    at the end even on an error; `keep` keeps it and names its folder in `SimulationResult.kept`."""
+    settings = app.settings
+    temporary = workdir is None and not in_place
+    folder = Path(tempfile.mkdtemp(prefix="techtouch-sim-")) if temporary else workdir
+    try:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        url = settings.database_url if in_place or folder is None else f"sqlite:///{folder / 'simulation.db'}"
+        result = _simulate(
+            app, journeys, start, days, model, url, folder, accounts, in_place, deliver, progress
         )
-    else:
-        source_url = settings.database_url
-        if source_url.startswith("sqlite:///") and Path(source_url.removeprefix("sqlite:///")).is_file():
-            # VACUUM INTO: a consistent copy even while a scheduled run writes; outside any transaction.
-            source = make_engine(source_url)
-            raw = source.raw_connection()
-            try:
-                raw.cursor().execute("VACUUM INTO ?", (str(folder / "simulation.db"),))
-            finally:
-                raw.close()
-                source.dispose()
-            migrate.upgrade(engine)
-        else:
-            copy_database(make_engine(source_url), engine)
-    sim_settings = settings.model_copy(update={"database_url": url})
-    sim = app.on(engine, sim_settings)
-    rng = np.random.default_rng(model.seed)
-    for offset in range(days):
-        day = start + timedelta(days=offset)
-        advance_usage(engine, day)
-        _respond(engine, day, model, rng)
-        if deliver:
-            run_day(sim, journeys, day)
-        else:
-            run_journeys(engine, sim_settings, journeys, day, sim.instant(day))
-            with engine.begin() as connection:
-                connection.execute(update(Touch).where(Touch.status == "pending").values(status="sent"))
-        if progress:
-            progress(day)
-    result = _summarize(engine, start, days, url, journeys)
-    engine.dispose()
+    finally:
+        if temporary and not keep and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)  # every contact's data: never left behind
+    if temporary:
+        result.database, result.kept = (result.database, folder) if keep else (None, None)
     return result
+
+
+def _simulate(
+    app: App,
+    journeys: list[CompiledJourney],
+    start: date,
+    days: int,
+    model: ResponseModel,
+    url: str,
+    folder: Path | None,
+    accounts: int | None,
+    in_place: bool,
+    deliver: bool,
+    progress: Callable[[date], Any] | None,
+) -> SimulationResult:
+    settings = app.settings
+    engine = make_engine(url)
+    try:
+        if in_place:
+            migrate.upgrade(engine)
+        elif accounts is not None:
+            from techtouch.services.seed import seed
+
+            migrate.upgrade(engine)
+            seed(
+                engine,
+                accounts=accounts,
+                seed=model.seed,
+                days=90,
+                as_of=start,
+                high_touch_arr=settings.high_touch_arr,
+            )
+        else:
+            assert folder is not None  # a copy needs a folder (simulate_days makes one)
+            _copy_configured(settings.database_url, folder / "simulation.db", engine)
+        sim_settings = settings.model_copy(update={"database_url": url})
+        sim = app.on(engine, sim_settings)
+        rng = np.random.default_rng(model.seed)
+        for offset in range(days):
+            day = start + timedelta(days=offset)
+            advance_usage(engine, day)
+            _respond(engine, day, model, rng)
+            if deliver:
+                run_day(sim, journeys, day)
+            else:
+                run_journeys(engine, sim_settings, journeys, day, sim.instant(day))
+                with engine.begin() as connection:
+                    connection.execute(update(Touch).where(Touch.status == "pending").values(status="sent"))
+            if progress:
+                progress(day)
+        return _summarize(engine, start, days, url, journeys)
+    finally:
+        engine.dispose()
+
+
+def _copy_configured(source_url: str, path: Path, engine: Engine) -> None:
+    """The configured database into `engine` (a SQLite file at `path`)."""
+    if source_url.startswith("sqlite:///") and Path(source_url.removeprefix("sqlite:///")).is_file():
+        # VACUUM INTO: a consistent copy even while a scheduled run writes; outside any transaction.
+        source = make_engine(source_url)
+        raw = source.raw_connection()
+        try:
+            raw.cursor().execute("VACUUM INTO ?", (str(path),))
+        finally:
+            raw.close()
+            source.dispose()
+        migrate.upgrade(engine)
+    else:
+        source = make_engine(source_url)
+        try:
+            copy_database(source, engine)
+        finally:
+            source.dispose()
 
 
 def advance_usage(engine: Engine, day: date) -> None:
@@ -313,9 +362,29 @@ def _summarize(
         for j, m, r in zip(funnel["journey"], funnel["milestone"], funnel["rung"], strict=True)
     ]
     funnel = funnel.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
-    if not ctas.empty:
-        week = pd.to_datetime(ctas["created_as_of"]).dt.strftime("W%V")
-        load = pd.crosstab(ctas["assignee"].rename("assignee"), week.rename("week"))
-    else:
-        load = pd.DataFrame()
-    return SimulationResult(start=start, days=days, funnel=funnel, cta_load=load, exits=exits, database=url)
+    return SimulationResult(
+        start=start, days=days, funnel=funnel, cta_load=cta_load(ctas), exits=exits, database=url
+    )
+
+
+def cta_load(ctas: pd.DataFrame) -> pd.DataFrame:
+    """CTAs created per ISO week (rows, in time order: `week_order`) and assignee (columns, sorted),
+    from `assignee` and `created_as_of` columns; empty without CTAs."""
+    if ctas.empty:
+        return pd.DataFrame()
+    created = pd.to_datetime(ctas["created_as_of"]).dt.date
+    load = pd.crosstab(created.map(iso_week).rename("week"), ctas["assignee"].rename("assignee"))
+    return load.reindex(index=week_order(created), columns=sorted(load.columns), fill_value=0)
+
+
+def iso_week(day: date) -> str:
+    """`2026-W53`: the ISO year and week of `day` (31 Dec 2025 is 2026-W01, 1 Jan 2027 2026-W53)."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_order(days: Iterable[date]) -> list[str]:
+    """The distinct ISO weeks of `days` (`iso_week` labels) in time order: a simulation across New
+    Year lists 2026-W52 and 2026-W53 before 2027-W01, never W01 first as a bare `W%V` sort would."""
+    weeks = {day.isocalendar()[:2] for day in days}
+    return [f"{year}-W{week:02d}" for year, week in sorted(weeks)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, or_, select, union
 
 from techtouch.adapters.db.models import Cta, Touch
 
@@ -19,6 +19,8 @@ TOUCH_FIELDS = (
     "sender",
     "template",
     "status",
+    "delivery_status",
+    "delivery_status_at",
     "as_of",
     "send_at",
     "provider_id",
@@ -39,6 +41,9 @@ CTA_FIELDS = (
     "outcome",
 )
 
+# The `ck_ctas_priority` vocabulary, most urgent first.
+PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
 
 def touch_rows(
     connection: Connection,
@@ -47,20 +52,35 @@ def touch_rows(
     journey: str | None = None,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Touches, oldest first."""
-    statement = select(*(getattr(Touch, f) for f in TOUCH_FIELDS)).order_by(Touch.id)
-    for column, value in ((Touch.account_id, account), (Touch.journey, journey), (Touch.status, status)):
+    """Touches, oldest first (by run day `as_of`, then as recorded). `status` matches the claim state
+    (`status`) or the provider's verdict (`delivery_status`): `sent` lists every sent message,
+    `bounced` the sent ones that bounced."""
+    statement = select(*(getattr(Touch, f) for f in TOUCH_FIELDS)).order_by(Touch.as_of, Touch.id)
+    for column, value in ((Touch.account_id, account), (Touch.journey, journey)):
         if value:
             statement = statement.where(column == value)
+    if status:
+        statement = statement.where(or_(Touch.status == status, Touch.delivery_status == status))
     return [dict(row) for row in connection.execute(statement).mappings()]
 
 
 def cta_rows(
-    connection: Connection, *, assignee: str | None = None, status: str | None = None
+    connection: Connection,
+    *,
+    assignee: str | None = None,
+    journey: str | None = None,
+    status: str | None = None,
 ) -> list[dict[str, Any]]:
-    """CTAs, newest first."""
-    statement = select(*(getattr(Cta, f) for f in CTA_FIELDS)).order_by(Cta.id.desc())
-    for column, value in ((Cta.assignee, assignee), (Cta.status, status)):
+    """CTAs, most urgent first: priority (high, medium, low), then due date, then id."""
+    rank = case(PRIORITY_RANK, value=Cta.priority, else_=len(PRIORITY_RANK))
+    statement = select(*(getattr(Cta, f) for f in CTA_FIELDS)).order_by(rank, Cta.due_date, Cta.id)
+    for column, value in ((Cta.assignee, assignee), (Cta.journey, journey), (Cta.status, status)):
         if value:
             statement = statement.where(column == value)
     return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+def journey_ids(connection: Connection) -> set[str]:
+    """Every journey id that touches or CTAs were recorded under (a retired journey's too)."""
+    statement = union(select(Touch.journey).distinct(), select(Cta.journey).distinct())
+    return set(connection.execute(statement).scalars())

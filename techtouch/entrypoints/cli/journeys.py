@@ -13,11 +13,11 @@ from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.clock import today
 from techtouch.domain.spec import JourneyErrors
-from techtouch.domain.statuses import CtaStatus, TouchStatus
+from techtouch.domain.statuses import CtaStatus, TouchListingStatus
 from techtouch.entrypoints.cli.app import UserError, app, application, err, out, parse_date, settings
 from techtouch.entrypoints.cli.views import print_preview, print_simulation, report_tables
 from techtouch.services.app import App
-from techtouch.services.listings import list_ctas, list_touches
+from techtouch.services.listings import known_journeys, list_ctas, list_touches
 
 
 def _catalog(tt: App | None = None, paths: list[Path] | None = None) -> dict[str, CompiledJourney]:
@@ -57,7 +57,7 @@ def check(
         raise typer.Exit(1)
     for journey in catalog.values():
         out.print(f"{journey.id} ({journey.path}): {_ladder_picture(journey)}", highlight=False, markup=False)
-    out.print(f"{len(catalog)} journeys ok")
+    out.print(f"{len(catalog)} journey{'' if len(catalog) == 1 else 's'} ok")
 
 
 def _ladder_picture(journey: CompiledJourney) -> str:
@@ -124,12 +124,28 @@ def touches(
     account: Annotated[str | None, typer.Option("--account", help="only this account")] = None,
     journey: Annotated[str | None, typer.Option("--journey", help="only this journey")] = None,
     # An Enum type: click validates the value and lists the valid ones for an unknown one (exit 2).
-    status: Annotated[TouchStatus | None, typer.Option("--status", help="only this status")] = None,
+    # A claim state (`sent`) or a provider verdict (`delivered`, `bounced`): either column matches.
+    status: Annotated[
+        TouchListingStatus | None,
+        typer.Option("--status", help="only this status or provider verdict (delivery_status)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
 ) -> None:
-    """Touches (messages and CTAs) recorded so far, oldest first."""
-    rows = list_touches(application(), account=account, journey=journey, status=status)
-    columns = ("as_of", "account_id", "journey", "milestone", "rung", "channel", "sender", "status")
+    """Touches (messages and CTAs) recorded so far, oldest first (by run day)."""
+    tt = application()
+    _check_journey(tt, journey)
+    rows = list_touches(tt, account=account, journey=journey, status=status)
+    columns = (
+        "as_of",
+        "account_id",
+        "journey",
+        "milestone",
+        "rung",
+        "channel",
+        "sender",
+        "status",
+        "delivery_status",
+    )
     _listing(rows, as_json, columns, f"touches (newest {SHOWN})", newest_last=True)
 
 
@@ -152,13 +168,26 @@ def _listing(
 @app.command("ctas")
 def ctas(
     assignee: Annotated[str | None, typer.Option("--assignee", help="a CSM email or queue:<name>")] = None,
+    journey: Annotated[str | None, typer.Option("--journey", help="only this journey")] = None,
     status: Annotated[CtaStatus | None, typer.Option("--status", help="only this status")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
 ) -> None:
-    """Calls-to-action for humans, newest first."""
-    rows = list_ctas(application(), assignee=assignee, status=status)
+    """Calls-to-action for humans, most urgent first: priority (high, medium, low), due date, id."""
+    tt = application()
+    _check_journey(tt, journey)
+    rows = list_ctas(tt, assignee=assignee, journey=journey, status=status)
     columns = ("id", "due_date", "priority", "assignee", "account_id", "title", "status")
-    _listing(rows, as_json, columns, f"CTAs (newest {SHOWN})", newest_last=False)
+    _listing(rows, as_json, columns, f"CTAs (most urgent {SHOWN})", newest_last=False)
+
+
+def _check_journey(tt: App, journey: str | None) -> None:
+    """An unknown --journey is a usage error listing the known ones (exit 2, like --status)."""
+    if journey is None:
+        return
+    known = known_journeys(tt)
+    if journey not in known:
+        listed = ", ".join(repr(j) for j in known) or "none yet"
+        raise typer.BadParameter(f"unknown journey {journey!r}; known: {listed}", param_hint="'--journey'")
 
 
 @app.command("simulate")
@@ -176,8 +205,14 @@ def simulate(
     configure_rate: Annotated[float, typer.Option("--configure-rate", min=0, max=1)] = 0.12,
     recovery_rate: Annotated[float, typer.Option("--recovery-rate", min=0, max=1)] = 0.08,
     as_json: Annotated[bool, typer.Option("--json", help="print the funnel as JSON")] = False,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="keep the temporary copy (it holds every contact's data) and say where"),
+    ] = False,
 ) -> None:
-    """Replay days on a copy of the database (or a seeded base) and forecast the funnel and CTA load."""
+    """Replay days on a copy of the database (or a seeded base) and forecast the funnel and CTA load.
+
+    The copy is temporary: removed when the simulation ends, unless --keep."""
     from techtouch.services.simulate import ResponseModel, simulate_days
 
     cfg = settings()
@@ -200,9 +235,17 @@ def simulate(
         days,
         model,
         accounts=accounts,
+        keep=keep,
         progress=lambda d: err.print(f"simulated {d}", highlight=False) if not as_json else None,
     )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), default=str))
         return
     print_simulation(out, result)
+    if result.kept is not None:
+        out.print(
+            f"kept the simulation's copy in {result.kept}: it holds every contact's data; "
+            "delete it when done",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -5,21 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 
+def _shown(value: Any) -> str:
+    """A value as the user reads it: missing (None) is "-", never "nan" or "None"."""
+    return "-" if value is None else str(value)
+
+
 def print_preview(console: Console, result: dict[str, Any]) -> None:
     console.print(f"[bold]{result['journey']}[/bold] for account {result['account_id']} on {result['as_of']}")
-    pos = result["position"]
-    status = pos["status"] if isinstance(pos["status"], str) else "not enrolled"
-    console.print(
-        f"position: {status}; milestone {pos['milestone']}; phase {pos['phase']}; step {pos['step']}; "
-        f"next due {pos['next_due']}{' (paused)' if result['paused'] else ''}"
-    )
+    if result.get("enrolled", True):
+        pos = result["position"]
+        console.print(
+            f"position: {_shown(pos['status'])}; milestone {_shown(pos['milestone'])}; "
+            f"phase {_shown(pos['phase'])}; step {_shown(pos['step'])}; next due {_shown(pos['next_due'])}"
+            f"{' (paused)' if result['paused'] else ''}"
+        )
+    else:
+        _print_entry(console, result["journey"], result["entry"])
     table = Table("condition", "source", "value", "because", title="Why")
     for label, source, value, names in result["conditions"]:
-        because = ", ".join(f"{k}={v}" for k, v in names.items())
+        because = ", ".join(f"{k}={_shown(v)}" for k, v in names.items())
         table.add_row(label, source, "[green]true[/green]" if value else "[red]false[/red]", because)
     console.print(table)
     if not result["actions"]:
@@ -39,3 +48,42 @@ def print_preview(console: Console, result: dict[str, Any]) -> None:
                 subtitle=f"send at {message['send_at']}",
             )
         )
+
+
+def _print_entry(console: Console, journey: str, entry: dict[str, Any]) -> None:
+    """Not enrolled: what makes the account enter, the values today, and the verdict."""
+    previous = entry["previous"]
+    if previous is None:
+        console.print(
+            f"not enrolled in {journey}: enters when `{escape(entry['condition'])}`", soft_wrap=True
+        )
+    else:
+        ended = f"{previous['status']} on {_shown(previous['exited_as_of'])}"
+        if previous["exit_reason"]:
+            ended += f" ({previous['exit_reason']})"
+        console.print(f"not enrolled in {journey}: the last enrollment {ended}", soft_wrap=True)
+        if entry["reentry_after_days"] is None:
+            console.print("re-entry: never (an account enters this journey once)")
+        else:
+            console.print(
+                f"re-entry: {entry['reentry_after_days']} days after it ended, "
+                f"from {_shown(entry['reenter_from'])}; then enters when `{escape(entry['condition'])}`",
+                soft_wrap=True,
+            )
+    values = ", ".join(f"{name} = {_shown(value)}" for name, value in entry["values"].items())
+    blockers = []
+    if not entry["in_audience"]:
+        blockers.append(
+            f"segment {_shown(entry['segment'])} is not in its audience ({', '.join(entry['audience'])})"
+        )
+    if not entry["may_enter"]:
+        blockers.append(
+            "it enters once"
+            if entry["reentry_after_days"] is None
+            else f"it may re-enter from {_shown(entry['reenter_from'])}"
+        )
+    if entry["would_enter"]:
+        verdict = "would enter today"
+    else:
+        verdict = "would not enter" + (f": {'; '.join(blockers)}" if blockers else "")
+    console.print(f"today {values} → {verdict}" if values else f"→ {verdict}", soft_wrap=True)
