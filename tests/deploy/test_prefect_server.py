@@ -1,7 +1,8 @@
 """End to end on real Prefect parts: a local server, a process work pool and worker, deployments
 made by `prefect deploy --all` from prefect.yaml, and the `daily` deployment run for a given day.
 
-Slow (a server start, a deploy, two flow runs in worker subprocesses), so it is one test.
+Slow (a server start, a deploy, two flow runs in worker subprocesses), so it is one test; a
+second, shorter one (about 15 s) checks that one signal stops the worker.
 """
 
 from __future__ import annotations
@@ -207,3 +208,34 @@ def test_deploy_from_prefect_yaml_and_run_daily_on_a_worker(
     finally:
         stop(worker)
         worker_log.close()
+
+
+def test_one_ctrl_c_or_one_sigterm_stops_the_worker_of_the_readme(
+    prefect_env: dict[str, str], tmp_path: Path
+) -> None:
+    """README "Stopping a worker": the worker, started with the README's command, exits on the
+    first signal (Prefect 3.8: in about 0.4 s; a second signal would be a SIGKILL). A terminal's
+    Ctrl-C reaches the whole foreground process group; systemd and `docker stop` send SIGTERM."""
+    prefect(prefect_env, "work-pool", "create", "techtouch-process", "--type", "process")
+    for sig, send in ((signal.SIGINT, os.killpg), (signal.SIGTERM, os.kill)):
+        log_path = tmp_path / f"worker-{sig.name}.log"
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                [PREFECT, "worker", "start", "--pool", "techtouch-process"],
+                env=prefect_env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                wait_until(lambda p=log_path: b"started!" in p.read_bytes(), 60, "worker start", worker)
+                send(worker.pid, sig)
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"the worker still runs 15 s after one {sig.name}") from None
+            finally:
+                stop(worker)
+        assert worker.returncode == 0, log_path.read_text()
+        assert "stopped!" in log_path.read_text()

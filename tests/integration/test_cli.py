@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from techtouch.domain.statuses import CtaStatus, TouchStatus
+from techtouch.domain.statuses import CtaStatus, TouchListingStatus
 
 D0 = date(2027, 1, 4)
 ROOT = Path(__file__).parents[2]
@@ -187,7 +187,7 @@ def test_errors_exit_non_zero_with_a_clear_message(cli_env: dict[str, str], tmp_
 def test_status_options_take_only_known_statuses_and_list_them(cli_env: dict[str, str]) -> None:
     wide = cli_env | {"COLUMNS": "400"}  # one line per message: no wrapping inside the error box
     for command, vocabulary, typo in (
-        ("touches", TouchStatus, "delivered"),
+        ("touches", TouchListingStatus, "planned"),
         ("ctas", CtaStatus, "cancelled"),
     ):
         result = techtouch(wide, command, "--status", typo)
@@ -236,3 +236,14 @@ def test_a_database_behind_the_code_is_refused_with_its_revision(cli_env: dict[s
     assert "is at revision 0001, the code expects" in result.stderr
     assert techtouch(cli_env, "db", "upgrade").returncode == 0
     assert techtouch(cli_env, "touches", "--json").returncode == 0
+
+
+def test_check_counts_journeys_in_the_singular_and_the_plural() -> None:
+    env = dict(os.environ)  # the autouse fixture already dropped TECHTOUCH_*; check needs no database
+    journeys = ROOT / "config" / "journeys"
+    one = techtouch(env, "check", str(journeys / "renewal.yaml"))
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert one.stdout.splitlines()[-1] == "1 journey ok"
+    every = techtouch(env, "check", str(journeys / "renewal.yaml"), str(journeys / "risk.yaml"))
+    assert every.returncode == 0, every.stdout + every.stderr
+    assert every.stdout.splitlines()[-1] == "2 journeys ok"
