@@ -22,8 +22,6 @@ from techtouch.services.delivery import deliver
 from techtouch.settings import Settings
 from tests.crash_trials import AS_OF, build_base
 
-NOW = datetime.now(UTC)
-
 
 class RecordingChannel:
     """Accepts everything and remembers it; `authoritative` says whether reconcile can be trusted."""
@@ -86,6 +84,7 @@ def run(setup: tuple[Engine, Settings, Any], channel: RecordingChannel, **option
 
 
 def test_an_attempt_younger_than_the_lease_is_left_to_the_delivery_that_made_it(setup: Any) -> None:
+    NOW = datetime.now(UTC)  # at run time: a long suite must not age the attempts
     engine = setup[0]
     key, _ = one_email(engine)
     only(engine, key, status="sending", attempted_at=NOW - timedelta(minutes=2))
@@ -104,6 +103,7 @@ def reclaim(engine: Engine, key: str, at: datetime) -> set[str]:
 
 
 def test_a_resend_claim_is_compare_and_set(setup: Any) -> None:
+    NOW = datetime.now(UTC)  # at run time: a long suite must not age the attempts
     engine = setup[0]
     key, _ = one_email(engine)
     only(engine, key, status="sending", attempted_at=NOW - timedelta(hours=1))
@@ -113,6 +113,7 @@ def test_a_resend_claim_is_compare_and_set(setup: Any) -> None:
 
 
 def test_a_fresh_claim_is_compare_and_set_and_a_final_status_is_never_overwritten(setup: Any) -> None:
+    NOW = datetime.now(UTC)  # at run time: a long suite must not age the attempts
     engine = setup[0]
     key, _ = one_email(engine)
     only(engine, key, status="pending")
@@ -125,6 +126,7 @@ def test_a_fresh_claim_is_compare_and_set_and_a_final_status_is_never_overwritte
 
 
 def test_an_ambiguous_attempt_is_not_resent_after_the_contact_opts_out(setup: Any) -> None:
+    NOW = datetime.now(UTC)  # at run time: a long suite must not age the attempts
     engine = setup[0]
     key, contact = one_email(engine)
     only(engine, key, status="sending", attempted_at=NOW - timedelta(hours=2))
@@ -144,6 +146,7 @@ def test_an_ambiguous_attempt_is_not_resent_after_the_contact_opts_out(setup: An
 
 
 def test_a_scheduled_email_waits_for_its_send_time_before_it_counts_as_lost(setup: Any) -> None:
+    NOW = datetime.now(UTC)  # at run time: a long suite must not age the attempts
     engine = setup[0]
     key, _ = one_email(engine)
     channel = RecordingChannel(authoritative=False)  # SendGrid: only webhook events can tell
@@ -176,6 +179,7 @@ class Asked:
 def test_the_ambiguity_rule() -> None:
     """Found: marked from the receipt. Lacking: resent if the channel's answer is authoritative, or
     once the grace period of silence has passed; never when there is no grace period (digests)."""
+    NOW = datetime.now(UTC)  # at run time: a long suite must not age the attempts
 
     class Message:
         def __init__(self, key: str) -> None:
