@@ -22,6 +22,10 @@ from techtouch.domain.shards import Shard
 from techtouch.services.runner import select_journeys
 
 
+class EmptyDatabase(RuntimeError):
+    """A whole-database run found no account: the flow run fails with this reason."""
+
+
 def run_cycle(
     journeys: list[str] | None,
     as_of: date | None,
@@ -41,6 +45,15 @@ def run_cycle(
         if with_health and not dry_run:
             score_health(app, day)
         state = load_state(app, day, part)
+        if state.accounts.empty:
+            where = app.engine.url.render_as_string(hide_password=True)
+            if part.everything:
+                # A green run that did nothing hides a worker pointed at the wrong database.
+                raise EmptyDatabase(
+                    f"no accounts in {where}: check the worker's TECHTOUCH_DATABASE_URL, "
+                    "or import accounts first"
+                )
+            logger.warning("shard %s of %s holds no accounts", part, where)
         reports = [advance(app, journey, state, dry_run) for journey in chosen]
         deliveries = {}
         if not dry_run:

@@ -64,6 +64,11 @@ class RunReport:
     seconds: float = 0.0
     delivery_seconds: float = 0.0
     decisions: dict[str, tuple[Decision, Plan]] = field(default_factory=dict, repr=False)
+    accounts: int = 0  # accounts loaded (of the shard): 0 means an empty or wrong database
+
+    @property
+    def empty(self) -> bool:
+        return self.accounts == 0
 
 
 def ordered(catalog: dict[str, CompiledJourney], settings: Settings) -> list[CompiledJourney]:
@@ -223,7 +228,8 @@ def run_journeys(
         report, decision, plan = advance_journey(engine, settings, journey, state, dry_run=dry_run)
         decisions[journey.id] = (decision, plan)
         reports.append(report)
-    return RunReport(as_of, dry_run, reports, None, time.perf_counter() - started, 0.0, decisions)
+    seconds = time.perf_counter() - started
+    return RunReport(as_of, dry_run, reports, None, seconds, 0.0, decisions, accounts=len(state.accounts))
 
 
 def _advocates(journey: CompiledJourney, plan: Plan) -> list[str]:

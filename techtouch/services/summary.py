@@ -13,6 +13,7 @@ def report_dict(report: RunReport) -> dict[str, Any]:
     return {
         "as_of": report.as_of.isoformat(),
         "dry_run": report.dry_run,
+        "accounts": report.accounts,
         "seconds": round(report.seconds, 3),
         "journeys": [
             {

@@ -238,3 +238,12 @@ def test_a_journey_added_as_yaml_runs_on_prefect_without_new_python(
     assert list(result["journeys"]) == ["winback"]
     assert scalar(seeded, "SELECT COUNT(*) FROM enrollments WHERE journey = 'winback'") > 0
     assert scalar(seeded, "SELECT COUNT(*) FROM touches WHERE journey <> 'winback'") == 0
+
+
+def test_a_flow_run_on_a_database_without_accounts_fails_with_the_reason(
+    engine: Engine, env: dict[str, str], prefect_api: None
+) -> None:
+    """A worker pointed at the wrong (empty) database must not look like a quiet success."""
+    with pytest.raises(Exception, match=r"no accounts in .*TECHTOUCH_DATABASE_URL"):
+        daily(as_of=AS_OF)
+    assert scalar(engine, "SELECT COUNT(*) FROM touches") == 0

@@ -247,3 +247,13 @@ def test_check_counts_journeys_in_the_singular_and_the_plural() -> None:
     every = techtouch(env, "check", str(journeys / "renewal.yaml"), str(journeys / "risk.yaml"))
     assert every.returncode == 0, every.stdout + every.stderr
     assert every.stdout.splitlines()[-1] == "2 journeys ok"
+
+
+def test_a_run_on_a_database_without_accounts_warns_instead_of_passing_for_a_success(
+    cli_env: dict[str, str],
+) -> None:
+    result = techtouch(cli_env, "run", "--all", "--as-of", str(D0), "--json")
+    assert result.returncode == 0
+    assert "warning: no accounts in" in " ".join(result.stderr.split())
+    assert "TECHTOUCH_DATABASE_URL" in result.stderr
+    assert json.loads(result.stdout)["accounts"] == 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys
@@ -91,6 +92,15 @@ def run(
         report = run_day(tt, chosen, day, dry_run=dry_run)
     except ConfigurationError as exc:
         raise UserError(str(exc)) from None
+    if report.empty:
+        where = tt.engine.url.render_as_string(hide_password=True)
+        err.print(
+            f"[yellow]warning:[/yellow] no accounts in {escape(where)}: nothing to run. "
+            "Is TECHTOUCH_DATABASE_URL the right database, and were accounts imported "
+            "(`techtouch import accounts FILE.csv`)?",
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         typer.echo(json.dumps(report_dict(report), default=str))
         return
