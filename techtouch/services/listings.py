@@ -10,7 +10,8 @@ from techtouch.domain.spec import JourneyErrors
 from techtouch.services.app import App
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Dates as ISO strings, instants (aware UTC) ending in `Z`: the listings' and `accounts show`'s form."""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
@@ -19,7 +20,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
+    return [{k: jsonable(v) for k, v in row.items()} for row in rows]
 
 
 def list_touches(

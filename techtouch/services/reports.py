@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -10,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from techtouch.adapters.db import account_story as story
 from techtouch.adapters.db.models import Account, Contact, HealthSnapshot
+from techtouch.services.listings import jsonable
 
 TREND_DAYS = 30
 
@@ -85,7 +85,7 @@ def _answer(event: dict[str, Any]) -> dict[str, Any]:
     if is_comment and comment is None and not colon:
         comment = value or None
     return {
-        "occurred_at": _iso(event["occurred_at"]),
+        "occurred_at": jsonable(event["occurred_at"]),
         "contact_id": event["contact_id"],
         "kind": "comment" if is_comment else "answer",
         "survey": survey if colon else None,
@@ -96,16 +96,7 @@ def _answer(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(row: Any, exclude: set[str]) -> dict[str, Any]:
-    return {key: _iso(value) for key, value in dict(row).items() if key not in exclude}
-
-
-def _iso(value: Any) -> Any:
-    """Dates as ISO strings, instants (aware UTC) ending in `Z` like `techtouch touches --json`."""
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+    return {key: jsonable(value) for key, value in dict(row).items() if key not in exclude}
 
 
 def portfolio(engine: Engine, as_of: Any) -> dict[str, pd.DataFrame]:
