@@ -34,3 +34,10 @@ ENROLLMENT_NAMES: dict[str, str] = {
     "days_in_milestone": "number",
 }
 FAMILIES: dict[str, str] = {"milestone": "bool", "survey": "answer", "entry": "number"}
+
+MILESTONES: tuple[str, ...] = ("configured", "trained", "live")
+"""The account milestones that exist (`milestone.<name>`): events of type `milestone`, which only
+`techtouch import events` brings (the seed and the simulation write the same names; the health
+score counts them). A journey's own milestones are something else: reaching one records no event.
+`techtouch check` refuses a condition on any other name (a typo would never match); a new product
+milestone is added here."""

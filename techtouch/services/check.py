@@ -1,12 +1,34 @@
-"""`techtouch check`: the same loading code as a run, plus every template rendered on sample data."""
+"""`techtouch check`: the same loading code as a run, plus every template rendered on sample data.
+
+Beyond what loading refuses, check holds journeys to rules a run cannot see:
+
+- every template a journey sends renders (Renderer.check: files, syntax, variables, subject, SMS
+  length, GSM-7 and STOP);
+- every email a journey sends carries the unsubscribe link in both parts
+  (Renderer.unsubscribe_problems). The rule is for what journeys send, i.e. mail to customers. The
+  CSM digest (templates/digest/, sent by techtouch.services.digest) is exempt on purpose: it is
+  internal mail from the system to the team's own CSMs about their accounts, not a message to a
+  customer, so there is no consent to withdraw and its footer has no unsubscribe link; it is not a
+  journey message, so this rule never sees it (a journey that did send it would be held to it);
+- every `survey.<name>` and `milestone.<name>` a condition reads is a name something produces
+  (known_names); any other is a typo that would silently never match, reported at its file, line
+  and column with the nearest known name.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
-from techtouch.adapters.render.renderer import Renderer, sample_context
+from techtouch.adapters.render.renderer import EMAIL_SUFFIXES, SMS_SUFFIXES, Renderer, sample_context
 from techtouch.domain.catalog import CompiledJourney, journey_files, load_catalog
+from techtouch.domain.conditions import Condition
 from techtouch.domain.spec import JourneyErrors
+from techtouch.domain.validators import KNOWN_SURVEYS
+from techtouch.domain.vocabulary import MILESTONES
+from techtouch.domain.yamlsource import Document, Loc
 from techtouch.settings import Settings
 
 
@@ -32,6 +54,64 @@ def referenced_templates(journey: CompiledJourney) -> list[tuple[str, str, tuple
     return found
 
 
+def conditions_of(journey: CompiledJourney) -> list[tuple[Loc, Condition]]:
+    """Every condition of the journey with its YAML location."""
+    found: list[tuple[Loc, Condition]] = [(("enter_when",), journey.enter_when)]
+    found += [(("goals", gi, "when"), condition) for gi, (_, condition) in enumerate(journey.goals)]
+    for mi, m in enumerate(journey.milestones):
+        for name, condition in (
+            ("start_when", m.start_when),
+            ("skip_when", m.skip_when),
+            ("done_when", m.done_when),
+        ):
+            if condition is not None:
+                found.append((("milestones", mi, name), condition))
+        found += [
+            (("milestones", mi, "branches", bi, "when"), condition)
+            for bi, (_, condition) in enumerate(m.branches)
+        ]
+    return found
+
+
+def known_names(offered_surveys: Iterable[str]) -> dict[str, set[str]]:
+    """The names each checked family can take, because something produces them.
+
+    - `survey.<name>`: an answer is recorded when a contact opens a survey link, so a survey exists
+      when a template a journey sends offers it (`offered_surveys`), or when it is one of the surveys
+      the events import validates and the health score reads (KNOWN_SURVEYS). An imported answer to
+      any other survey is possible, but nothing declares it: a condition on it is refused.
+    - `milestone.<name>`: imported `milestone` events only (vocabulary.MILESTONES).
+    """
+    return {"survey": set(KNOWN_SURVEYS) | set(offered_surveys), "milestone": set(MILESTONES)}
+
+
+_PRODUCERS = {
+    "survey": "no template a journey sends offers it and no import brings it",
+    "milestone": "no import brings it (a journey's own milestone ids are not account milestones)",
+}
+
+
+def unknown_names(journey: CompiledJourney, document: Document, known: dict[str, set[str]]) -> list[str]:
+    """`file:line:col: field: ...` for each `survey.<name>` / `milestone.<name>` nothing produces."""
+    problems: list[str] = []
+    for loc, condition in conditions_of(journey):
+        for column in sorted(condition.columns):
+            family, _, name = column.partition(".")
+            if family not in known or name in known[family]:
+                continue
+            field = ".".join(str(part) for part in loc)
+            message = f"{field}: unknown {family} {name!r}: {_PRODUCERS[family]}"
+            close = difflib.get_close_matches(name, sorted(known[family]), n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            else:
+                message += f"; known: {', '.join(sorted(known[family]))}"
+            where = re.search(rf"(?<![\w.]){re.escape(column)}(?![\w.])", condition.source)
+            offset = where.start() if where else 0
+            problems.append(str(document.error(loc, message, offset=offset)))
+    return problems
+
+
 def check_journeys(settings: Settings, paths: list[Path]) -> tuple[list[str], dict[str, CompiledJourney]]:
     """Problems as `file:line:col: message` lines (empty when all is well) and the catalog."""
     from techtouch.domain.spec import load_journey
@@ -43,11 +123,25 @@ def check_journeys(settings: Settings, paths: list[Path]) -> tuple[list[str], di
     renderer = Renderer(settings.templates_dir)
     problems: list[str] = []
     senders = set(settings.senders) | {"csm"}
+    rendered_surveys: set[str] = set()
+
+    def recording_survey_url(survey: str, answer: str | int) -> str:
+        rendered_surveys.add(str(survey))
+        return f"https://example.invalid/s/{survey}/{answer}"
+
+    documents: dict[str, Document] = {}
+    sent: set[str] = set()  # the template files journeys send (absent ones are skipped)
     for journey in catalog.values():
         _, document = load_journey(Path(journey.path))
+        documents[journey.id] = document
         for template, channel, loc in referenced_templates(journey):
-            for problem in renderer.check(template, channel, sample_context()):  # type: ignore[arg-type]
+            context = sample_context(survey_url=recording_survey_url)
+            found = renderer.check(template, channel, context)  # type: ignore[arg-type]
+            if not found and channel == "email":
+                found = renderer.unsubscribe_problems(template, context)
+            for problem in found:
                 problems.append(f"{document.error(loc, '')}".rstrip(": ") + f": {problem}")
+            sent.update(f"{template}.{suffix}" for suffix in (*EMAIL_SUFFIXES, *SMS_SUFFIXES))
         for mi, m in enumerate(journey.milestones):
             for ri, rung in enumerate(m.spec.ladder):
                 if rung.sender and rung.sender not in senders:
@@ -56,7 +150,17 @@ def check_journeys(settings: Settings, paths: list[Path]) -> tuple[list[str], di
                     problems.append(
                         str(document.error(loc, f"sender: unknown sender {rung.sender!r}; known: {known}"))
                     )
+    names = known_names(renderer.offered_surveys(sent) | rendered_surveys)
+    for journey in catalog.values():
+        problems += unknown_names(journey, documents[journey.id], names)
     return problems, catalog
 
 
-__all__ = ["check_journeys", "journey_files", "referenced_templates"]
+__all__ = [
+    "check_journeys",
+    "conditions_of",
+    "journey_files",
+    "known_names",
+    "referenced_templates",
+    "unknown_names",
+]

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
+    nodes,
     select_autoescape,
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -224,6 +226,83 @@ class Renderer:
                 problems.append(str(exc))
         return problems
 
+    def unsubscribe_problems(self, template: str, context: Mapping[str, Any]) -> list[str]:
+        """An email must let its reader unsubscribe, as an SMS must say STOP: rendered with `context`,
+        the HTML part needs a link (`<a href>`) to `links.unsubscribe` and the text part the URL itself.
+        The layouts' footers carry both, so a template that extends them passes; one that does not must
+        write the link. Problems as "path: message"; [] when fine or when the email does not render at
+        all (check() reports that)."""
+        url = str(context["links"]["unsubscribe"])
+        try:
+            email = self.email(template, context)
+        except TemplateProblem:
+            return []
+        problems = []
+        if url not in _hrefs(email.html):
+            problems.append(
+                f"{self._show(f'{template}.email.html')}: an email must carry the unsubscribe link, "
+                '<a href="{{ links.unsubscribe }}">: extend _layout.email.html, whose footer has it'
+            )
+        if url not in email.text:
+            problems.append(
+                f"{self._show(f'{template}.email.txt')}: an email must carry the unsubscribe link, "
+                "{{ links.unsubscribe }}: extend _layout.email.txt, whose footer has it"
+            )
+        return problems
+
+    def offered_surveys(self, templates: Iterable[str]) -> set[str]:
+        """The survey names these template files (and what they extend, include or import) put in
+        answer links, read from the source whatever branch they sit in: the literal first argument
+        of `survey_url(...)`, or of a macro that hands its own parameter on to `survey_url`
+        (`ui.choices("renewal", ...)`, `ui.scale("nps", ...)`). Macros are matched by name."""
+        trees = self._trees(templates)
+        callers: dict[str, tuple[int, str]] = {"survey_url": (0, "survey")}
+        macros = [macro for tree in trees for macro in tree.find_all(nodes.Macro)]
+        changed = True
+        while changed:
+            changed = False
+            for macro in macros:
+                if macro.name in callers:
+                    continue
+                params = [arg.name for arg in macro.args]
+                for call in macro.find_all(nodes.Call):
+                    argument = _survey_argument(call, callers)
+                    if isinstance(argument, nodes.Name) and argument.name in params:
+                        callers[macro.name] = (params.index(argument.name), argument.name)
+                        changed = True
+                        break
+        found: set[str] = set()
+        for tree in trees:
+            for call in tree.find_all(nodes.Call):
+                argument = _survey_argument(call, callers)
+                if isinstance(argument, nodes.Const) and isinstance(argument.value, str):
+                    found.add(argument.value)
+        return found
+
+    def _trees(self, templates: Iterable[str]) -> list[nodes.Template]:
+        """The parsed templates and every template they name in extends/include/import, once each;
+        files that are missing or do not parse are left out (check() reports them)."""
+        loader = self.environment.loader
+        assert loader is not None
+        queue, seen, trees = list(templates), set(), []
+        while queue:
+            name = queue.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                source = loader.get_source(self.environment, name)[0]
+                tree = self.environment.parse(source, name)
+            except (TemplateNotFound, TemplateSyntaxError):
+                continue
+            trees.append(tree)
+            for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+                target: nodes.Expr = node.template  # type: ignore[attr-defined]  # each of the four has it
+                for const in (target, *target.find_all(nodes.Const)):
+                    if isinstance(const, nodes.Const) and isinstance(const.value, str):
+                        queue.append(const.value)
+        return trees
+
     # -- parts
 
     def _subject(self, template: str, ctx: dict[str, Any]) -> str:
@@ -318,6 +397,42 @@ def _shown(directory: Path) -> str:
         return directory.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return directory.as_posix()
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.update(value.strip() for name, value in attrs if name == "href" and value)
+
+
+def _hrefs(html: str) -> set[str]:
+    """The targets of the `<a href>` links of an HTML document, entities decoded."""
+    parser = _Links()
+    parser.feed(html)
+    parser.close()
+    return parser.hrefs
+
+
+def _survey_argument(call: nodes.Call, callers: Mapping[str, tuple[int, str]]) -> nodes.Node | None:
+    """The expression a call passes as its survey name, when it calls survey_url or a macro that
+    forwards to it (`callers`: name -> position and name of the survey parameter)."""
+    callee = call.node
+    if isinstance(callee, nodes.Name):
+        name = callee.name
+    elif isinstance(callee, nodes.Getattr):
+        name = callee.attr
+    else:
+        return None
+    if name not in callers:
+        return None
+    position, parameter = callers[name]
+    if len(call.args) > position:
+        return call.args[position]
+    return next((kw.value for kw in call.kwargs if kw.key == parameter), None)
 
 
 def _innermost_template_frame(tb: TracebackType | None, root: str) -> tuple[str, int] | None:
