@@ -26,6 +26,14 @@ class CompiledMilestone:
         found = [i for i, rung in enumerate(self.spec.ladder) if rung.channel == "cta"]
         return found[-1] if found else None
 
+    @property
+    def response_window(self) -> int | None:
+        """Days its branches stay armed after its ladder ran out (`respond_within`); None when
+        there is nothing to arm (no done_when or no branch)."""
+        if self.done_when is None or not self.branches:
+            return None
+        return self.spec.respond_within
+
 
 @dataclass(frozen=True)
 class CompiledJourney:

@@ -11,7 +11,12 @@ Rules (DESIGN.md §3, issue "Journey engine"):
 - paused accounts are frozen: no touch, no escalation; the ladder resumes where it was;
 - high-touch accounts get a CTA for the CSM instead of automated email/SMS;
 - SMS needs a reachable phone, else the rung is skipped; a contact no channel reaches
-  sends the ladder straight to its CTA.
+  sends the ladder straight to its CTA;
+- a milestone whose ladder ran out (done_when still false) keeps its branches armed for its
+  `respond_within` days after its last rung: the journey moves on to its next milestone, but
+  does not finish while such a window is open, and an answer inside the window fires that
+  milestone's branches (once). Windows are derived from the touches (`last_rung@<milestone>`,
+  `branched@<milestone>` columns of the frame: adapters.db.state.load_engagement).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ ACTION_COLUMNS = [
     "flag",
 ]
 NONE = -1  # "no date" as an ordinal
+BRANCH_PREFIX = "branch_"  # a branch's touches are rung `branch_<id>`: everything else is the ladder's
+GOAL_MILESTONE = "goal"  # the milestone of a goal's touches
 NOT_ENROLLED = "none"  # the status of an account never enrolled in the journey (never written)
 ACTIVE = EnrollmentStatus.ACTIVE
 
@@ -107,6 +114,21 @@ class _Run:
         self.email_ok = frame["n_email_ok"].fillna(0).to_numpy() > 0
         self.sms_ok = frame["n_sms_ok"].fillna(0).to_numpy() > 0
         self._cache: dict[tuple[int, int], np.ndarray] = {}
+        # Response windows (module docstring): per milestone that arms its branches, the day its
+        # ladder last took a rung and whether a branch fired, both kept current as this run acts.
+        self.index_of = {m.spec.id: mi for mi, m in enumerate(journey.milestones)}
+        self.windows = [(mi, m) for mi, m in enumerate(journey.milestones) if m.response_window is not None]
+        self.last_rung: dict[int, np.ndarray] = {}
+        self.branched: dict[int, np.ndarray] = {}
+        for mi, m in self.windows:
+            last = frame.get(f"last_rung@{m.spec.id}")
+            fired = frame.get(f"branched@{m.spec.id}")
+            self.last_rung[mi] = _ordinal(last) if last is not None else np.full(n, NONE, dtype=np.int64)
+            self.branched[mi] = (
+                fired.fillna(False).to_numpy(dtype=bool).copy()
+                if fired is not None
+                else np.zeros(n, dtype=bool)
+            )
 
     # -- conditions ------------------------------------------------------------------------
 
@@ -151,21 +173,51 @@ class _Run:
         for column in ACTION_COLUMNS[2:]:
             rows[column] = values.get(column)
         self.actions.append(rows)
+        mi = self.index_of.get(values.get("milestone", ""), NONE)
+        if mi in self.last_rung:  # what the touches will say tomorrow (load_engagement)
+            if str(values.get("rung", "")).startswith(BRANCH_PREFIX):
+                self.branched[mi] |= mask
+            else:
+                self.last_rung[mi][mask] = self.day
+
+    # -- response windows ------------------------------------------------------------------
+
+    def armed(self, mi: int) -> np.ndarray:
+        """Rows whose milestone `mi` ran out of ladder and may still fire its branches today."""
+        last = self.last_rung.get(mi)
+        window = self.journey.milestones[mi].response_window
+        if last is None or window is None:
+            return np.zeros(len(self.index), dtype=bool)
+        armed: np.ndarray = (last != NONE) & ~self.branched[mi] & (self.day <= last + window)
+        return armed
+
+    def waiting(self) -> np.ndarray:
+        """Rows with a window still open after today: unanswered, and its last day not reached."""
+        open_ = np.zeros(len(self.index), dtype=bool)
+        for mi, m in self.windows:
+            window = m.response_window or 0
+            last = self.last_rung[mi]
+            pending = (last != NONE) & ~self.branched[mi] & (self.day < last + window)
+            if pending.any() and m.done_when is not None:
+                pending &= ~self.eval(m.done_when, mi)
+            open_ |= pending
+        return open_
 
     def advance(self, mask: np.ndarray, milestone_index: int) -> None:
-        """Move to the next milestone (pending its wait), or finish the journey after the last."""
+        """Move to the next milestone (pending its wait), or finish the journey after the last,
+        unless a response window is open: then the position stays, to be tried again tomorrow."""
         if not mask.any():
             return
         milestones = self.journey.milestones
-        self.changed |= mask
         if milestone_index + 1 < len(milestones):
+            self.changed |= mask
             self.milestone[mask] = milestone_index + 1
             self.phase[mask] = EnrollmentPhase.PENDING
             self.step[mask] = 0
             self.next_due[mask] = self.day + milestones[milestone_index + 1].spec.after
             self.since[mask] = self.day
         else:
-            self.finish(mask, EnrollmentStatus.COMPLETED, "finished")
+            self.finish(mask & ~self.waiting(), EnrollmentStatus.COMPLETED, "finished")
 
     def finish(self, mask: np.ndarray, status: EnrollmentStatus, reason: str) -> None:
         self.status[mask] = status
@@ -344,7 +396,7 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
     for goal, condition in journey.goals:
         hit = (run.status == ACTIVE) & ~frozen & run.eval(condition, -1)
         if goal.message is not None:
-            run.message(hit, goal.message, "goal", goal.id, "goal")
+            run.message(hit, goal.message, GOAL_MILESTONE, goal.id, "goal")
         run.finish(hit, EnrollmentStatus.COMPLETED, goal.id)
         frozen |= hit
 
@@ -354,7 +406,14 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
         run.finish(late, EnrollmentStatus.EXITED, "timeout")
         frozen |= late
 
-    # 4. Walk milestones until nothing moves: each pass handles every milestone, vectorized.
+    # 4. Answers inside a response window: a milestone behind the current one whose ladder ran
+    #    out fires its branches when done_when now holds (one action per run, like any other).
+    for mi, m in run.windows:
+        behind = (run.status == ACTIVE) & ~frozen & ~run.acted & (run.milestone > mi) & run.armed(mi)
+        if behind.any() and m.done_when is not None:
+            _fire_branches(run, behind & run.eval(m.done_when, mi), m, mi, late=True)
+
+    # 5. Walk milestones until nothing moves: each pass handles every milestone, vectorized.
     for _ in range(3 * len(journey.milestones) + 3):
         before = (run.milestone.copy(), run.phase.copy(), run.step.copy(), run.status.copy())
         for mi, m in enumerate(journey.milestones):
@@ -374,21 +433,12 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
 
             on = here & (run.phase == EnrollmentPhase.ACTIVE) & (run.milestone == mi) & (run.status == ACTIVE)
             done = on & run.eval(m.done_when, mi) if m.done_when is not None else np.zeros_like(on)
+            # A ladder that ran out (the last milestone, held by an open window) is done only
+            # inside its own window: a later answer is ignored.
+            done &= (run.step < len(m.spec.ladder)) | run.armed(mi)
             if m.branches:
                 done &= ~run.acted  # branches act; one action per run, the rest waits for tomorrow
-                exits = np.zeros_like(done)
-                for branch, condition in m.branches:
-                    hit = done & run.eval(condition, mi)
-                    if branch.cta is not None:
-                        run.cta(hit, branch.cta, m.spec.id, f"branch_{branch.id}")
-                    if branch.message is not None:
-                        run.message(hit, branch.message, m.spec.id, f"branch_{branch.id}", "branch")
-                    if not (branch.cta or branch.message):
-                        run.acted |= hit
-                    if branch.then == "exit":
-                        exits |= hit & ~exits
-                run.finish(exits, EnrollmentStatus.COMPLETED, f"{m.spec.id}_branch")
-                done &= ~exits
+                done &= ~_fire_branches(run, done, m, mi)
             run.advance(done, mi)
             exhausted = on & ~done & (run.step >= len(m.spec.ladder)) & (run.status == ACTIVE)
             run.advance(exhausted, mi)
@@ -409,6 +459,29 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
         actions=_actions(run),
         counts={"entered": int(enter.sum()), "active": int((run.status == ACTIVE).sum()), **run.skipped},
     )
+
+
+def _fire_branches(
+    run: _Run, done: np.ndarray, m: CompiledMilestone, mi: int, *, late: bool = False
+) -> np.ndarray:
+    """Fire every branch of `m` whose condition holds for `done` rows; returns the rows that exit.
+
+    `late`: an answer inside a response window. A branch with nothing to send then takes no
+    action (it leaves no touch, so it would take the day's action again every day of the window).
+    """
+    exits = np.zeros_like(done)
+    for branch, condition in m.branches:
+        hit = done & run.eval(condition, mi)
+        if branch.cta is not None:
+            run.cta(hit, branch.cta, m.spec.id, f"{BRANCH_PREFIX}{branch.id}")
+        if branch.message is not None:
+            run.message(hit, branch.message, m.spec.id, f"{BRANCH_PREFIX}{branch.id}", "branch")
+        if not (branch.cta or branch.message or late):
+            run.acted |= hit
+        if branch.then == "exit":
+            exits |= hit & ~exits
+    run.finish(exits, EnrollmentStatus.COMPLETED, f"{m.spec.id}_branch")
+    return exits
 
 
 def _to_date(values: np.ndarray) -> list[date | None]:

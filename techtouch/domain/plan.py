@@ -1,7 +1,13 @@
 """Turn account-level actions into touches per contact: recipients, caps, send times, CTAs.
 
-Vectorized too: a merge of actions with contacts, group counts for the caps, and one
-send time per timezone (the run instant is the same for everyone).
+Vectorized too: a merge of actions with contacts, one send time per timezone (the run instant
+is the same for everyone), and the caps as day histograms per message.
+
+The frequency cap counts on the day the customer receives a message: the local date of its
+`send_at` in the recipient's timezone, not the run's `as_of`. A weekend run schedules for Monday,
+so Monday's run finds that message on Monday and the contact's next one waits; the rolling 7 days
+are 7 local days too, and every 7-day window that holds the new message's day counts (messages
+already scheduled for a later day included).
 """
 
 from __future__ import annotations
@@ -90,15 +96,16 @@ def plan_touches(
     ok = np.where(expanded["channel"] == "email", expanded["email_ok"], expanded["sms_ok"])
     expanded = expanded[ok.astype(bool)].copy()
 
-    # Frequency cap: count what each contact already has today / this week, plus this message.
-    counts = caps.reindex(expanded["contact_id"]).fillna(0).to_numpy()
-    over = (counts[:, 0] + 1 > delivery.max_per_day) | (counts[:, 1] + 1 > delivery.max_per_7d)
-    deferred = set(expanded.loc[over, "account_id"])
-    expanded = expanded[~expanded["account_id"].isin(deferred)]
-
+    # Send time first: the cap counts on the recipient's local day of it (module docstring).
     zones = expanded["timezone"].fillna(expanded["account_id"].map(accounts["timezone"])).fillna(default_zone)
     send_at = {z: send_time(run_at, ZoneInfo(z), delivery) for z in zones.unique()}
     expanded = expanded.assign(send_at=zones.map(send_at), status=TouchStatus.PENDING)
+
+    # Frequency cap: what each contact already has on that day / in any 7 days around it, plus this message.
+    today, week = day_counts(expanded["contact_id"], expanded["send_at"], zones, caps)
+    over = (today + 1 > delivery.max_per_day) | (week + 1 > delivery.max_per_7d)
+    deferred = set(expanded.loc[over, "account_id"])
+    expanded = expanded[~expanded["account_id"].isin(deferred)]
 
     skipped = actions[actions["kind"] == "skip"].assign(
         contact_id=None, send_at=None, status=TouchStatus.SKIPPED
@@ -170,16 +177,72 @@ _TOUCH_COLUMNS = [
 ]
 
 
+WEEK = 7  # the rolling window of `max_per_7d`, in local days
+
+
+def cap_ledger(frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What the caps count: one row per automated message (contact_id, send_at as aware UTC)."""
+    if frame is None or frame.empty:
+        return pd.DataFrame(
+            {"contact_id": pd.Series(dtype=object), "send_at": pd.Series(dtype="datetime64[ns, UTC]")}
+        )
+    return pd.DataFrame(
+        {
+            "contact_id": frame["contact_id"].to_numpy(dtype=object),
+            "send_at": pd.to_datetime(frame["send_at"], utc=True).reset_index(drop=True),
+        }
+    )
+
+
+def local_days(instants: pd.Series, zones: pd.Series) -> np.ndarray:
+    """The local calendar day (days since 1970-01-01) of each instant in its zone; one pass per zone."""
+    stamps = pd.to_datetime(instants, utc=True).reset_index(drop=True)
+    out = np.zeros(len(stamps), dtype=np.int64)
+    for zone, positions in pd.Series(zones.to_numpy()).groupby(zones.to_numpy()).indices.items():
+        wall = stamps.iloc[positions].dt.tz_convert(str(zone)).dt.tz_localize(None)
+        out[positions] = wall.to_numpy().astype("datetime64[D]").astype(np.int64)
+    return out
+
+
+def day_counts(
+    contact_id: pd.Series, send_at: pd.Series, zones: pd.Series, ledger: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each new message: the contact's messages on its local send day, and the most in any
+    7 local days that include that day (the rolling window may lie before or after it).
+
+    Vectorized: the ledger rows of each message's contact, as offsets in days from its send day,
+    go into a (messages x 13 days) histogram whose 7-day sums are read off its cumulative sum.
+    """
+    n = len(contact_id)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    days = local_days(send_at, zones)
+    messages = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "contact_id": contact_id.to_numpy(dtype=object),
+            "zone": zones.to_numpy(dtype=object),
+            "day": days,
+        }
+    )
+    pairs = messages.merge(cap_ledger(ledger), on="contact_id", how="inner")
+    span = 2 * WEEK - 1  # offsets -6 … +6
+    histogram = np.zeros((n, span), dtype=np.int64)
+    if not pairs.empty:
+        offset = local_days(pairs["send_at"], pairs["zone"]) - pairs["day"].to_numpy()
+        near = np.abs(offset) < WEEK
+        np.add.at(histogram, (pairs["row"].to_numpy()[near], offset[near] + WEEK - 1), 1)
+    cumulative = np.concatenate([np.zeros((n, 1), dtype=np.int64), histogram.cumsum(axis=1)], axis=1)
+    windows = cumulative[:, WEEK:] - cumulative[:, :WEEK]  # windows starting 6 … 0 days before
+    return histogram[:, WEEK - 1], windows.max(axis=1)
+
+
 def add_to_caps(caps: pd.DataFrame, touches: pd.DataFrame) -> pd.DataFrame:
-    """Caps after this journey's messages: later journeys in the same run see them."""
+    """The cap ledger after this journey's messages: later journeys in the same run see them."""
     sent = touches[touches["channel"].isin(MESSAGE_CHANNELS) & (touches["status"] == TouchStatus.PENDING)]
     if sent.empty:
         return caps
-    extra = sent.groupby("contact_id").size()
-    merged = caps.reindex(caps.index.union(extra.index)).fillna(0)
-    merged["today"] += extra.reindex(merged.index).fillna(0)
-    merged["week"] += extra.reindex(merged.index).fillna(0)
-    return merged.astype(np.int64)
+    return pd.concat([cap_ledger(caps), cap_ledger(sent)], ignore_index=True)
 
 
 def revert_deferred(decision: Decision, deferred: set[str], as_of: date) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -40,6 +41,26 @@ def _days(value: Any) -> Any:
 
 
 Days = Annotated[int, BeforeValidator(_days), Field(ge=0, le=3650)]
+RESPOND_WITHIN_DEFAULT = 14
+RESPOND_WITHIN_MAX = 365
+
+
+def _response_days(value: Any) -> Any:
+    """`respond_within`: a duration of 0 to RESPOND_WITHIN_MAX days, with one message for every bad value."""
+    problem = (
+        f"a response window like 14d or 2w, from 0 to {RESPOND_WITHIN_MAX} days "
+        f"(0: the journey may finish the day the last rung goes out), got {value!r}"
+    )
+    try:
+        days = _days(value)
+    except ValueError:
+        raise ValueError(problem) from None
+    if not isinstance(days, int) or not 0 <= days <= RESPOND_WITHIN_MAX:
+        raise ValueError(problem)
+    return days
+
+
+ResponseDays = Annotated[int, BeforeValidator(_response_days)]
 _PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
 
 
@@ -180,6 +201,23 @@ class Milestone(_Strict):
     done_when: str | None = None
     ladder: list[Rung] = Field(min_length=1)
     branches: list[Branch] = []
+    respond_within: ResponseDays = Field(
+        RESPOND_WITHIN_DEFAULT,
+        description="days after the last rung during which an answer (done_when) still fires the "
+        "branches of a milestone whose ladder ran out; the journey does not finish before",
+    )
+
+    @field_validator("respond_within")
+    @classmethod
+    def _window_needs_branches(cls, value: int, info: ValidationInfo) -> int:
+        """Only a value written in the file gets here (defaults are not validated)."""
+        known = "done_when" in info.data and "branches" in info.data  # else they failed already
+        if known and (info.data["done_when"] is None or not info.data["branches"]):
+            raise ValueError(
+                "only a milestone with done_when and branches waits for an answer: "
+                "remove respond_within, or add the branches it keeps armed"
+            )
+        return value
 
     @model_validator(mode="after")
     def _ladder_shape(self) -> Milestone:

@@ -116,12 +116,12 @@ def build_frame(
             columns={"id": "enrollment_id"}
         )
         engaged = engagement.merge(by_enrollment, on="enrollment_id")
-        wide = engaged.pivot_table(
-            index="account_id", columns="milestone", values=["opened", "clicked"], aggfunc="max"
-        )
+        flags = ["opened", "clicked", "branched"]  # `last_rung` (a day, NaT when none): response windows
+        values = [c for c in (*flags, "last_rung") if c in engaged]
+        wide = engaged.pivot_table(index="account_id", columns="milestone", values=values, aggfunc="max")
         wide.columns = [f"{column[0]}@{column[1]}" for column in wide.columns]  # (kind, milestone)
-        frame = frame.join(wide.astype(bool), how="left")
-        engaged_columns = list(wide.columns)
+        frame = frame.join(wide, how="left")
+        engaged_columns = [c for c in wide.columns if c.split("@", 1)[0] in flags]
         frame[engaged_columns] = frame[engaged_columns].fillna(False).astype(bool)
     return frame
 

@@ -6,15 +6,16 @@ position and engagement are per journey.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Select, String, and_, or_, select, text, type_coerce
 
-from techtouch.adapters.db.models import Account, Enrollment, sql_in
+from techtouch.adapters.db.models import Account, Enrollment, Touch, sql_in
 from techtouch.adapters.db.signals import latest_events, usage_signals
+from techtouch.domain.decide import BRANCH_PREFIX, GOAL_MILESTONE
 from techtouch.domain.health import score_health
+from techtouch.domain.plan import cap_ledger
 from techtouch.domain.policy import HealthModel
 from techtouch.domain.statuses import (
     ENGAGED_DELIVERY_STATUSES,
@@ -143,54 +144,74 @@ def load_enrollments(connection: Connection, journey: str) -> pd.DataFrame:
 
 # The touch's own status (the simulator's), its provider verdict (delivery_status) or an event naming it:
 # a verdict comes from such an event, so counting it changes nothing where the events are kept.
+# Per milestone also the day its ladder last took a rung (`last_rung`: a message, a skipped rung or
+# a CTA) and whether a branch fired (`branched`): a milestone whose ladder ran out keeps its branches
+# armed for `respond_within` days after that day (techtouch.domain.decide), derived from the touches
+# themselves, so no column remembers it.
 ENGAGEMENT_SQL = text(
     f"""
     SELECT t.enrollment_id, t.milestone,
-           MAX(CASE WHEN {sql_in("t.status", ENGAGED_TOUCH_STATUSES)}
-                     OR {sql_in("t.delivery_status", ENGAGED_DELIVERY_STATUSES)}
-                     OR e.type IN ('email_opened', 'email_clicked') THEN 1 ELSE 0 END) AS opened,
-           MAX(CASE WHEN t.status = '{TouchStatus.CLICKED}'
-                     OR t.delivery_status = '{DeliveryStatus.CLICKED}'
-                     OR e.type = 'email_clicked'
-                    THEN 1 ELSE 0 END) AS clicked
+           MAX(CASE WHEN t.channel = 'email'
+                     AND ({sql_in("t.status", ENGAGED_TOUCH_STATUSES)}
+                          OR {sql_in("t.delivery_status", ENGAGED_DELIVERY_STATUSES)}
+                          OR e.type IN ('email_opened', 'email_clicked')) THEN 1 ELSE 0 END) AS opened,
+           MAX(CASE WHEN t.channel = 'email'
+                     AND (t.status = '{TouchStatus.CLICKED}'
+                          OR t.delivery_status = '{DeliveryStatus.CLICKED}'
+                          OR e.type = 'email_clicked')
+                    THEN 1 ELSE 0 END) AS clicked,
+           MAX(CASE WHEN SUBSTR(t.rung, 1, {len(BRANCH_PREFIX)}) <> '{BRANCH_PREFIX}'
+                    THEN t.as_of END) AS last_rung,
+           MAX(CASE WHEN SUBSTR(t.rung, 1, {len(BRANCH_PREFIX)}) = '{BRANCH_PREFIX}'
+                    THEN 1 ELSE 0 END) AS branched
     FROM touches t
     JOIN enrollments n ON n.id = t.enrollment_id AND n.status = '{EnrollmentStatus.ACTIVE}'
     LEFT JOIN events e ON e.value = t.key AND e.type IN ('email_opened', 'email_clicked')
-    WHERE t.journey = :journey AND t.channel = 'email'
+    WHERE t.journey = :journey AND t.milestone <> '{GOAL_MILESTONE}'
     GROUP BY t.enrollment_id, t.milestone
     """
 )
 
 
 def load_engagement(connection: Connection, journey: str) -> pd.DataFrame:
-    """Opened/clicked per active enrollment and milestone (touch status, verdict or an event naming it)."""
+    """Per active enrollment and milestone: opened/clicked (touch status, verdict or an event naming it),
+    the day of its last ladder rung (`last_rung`, NaT if none) and whether a branch fired."""
     frame = pd.read_sql_query(ENGAGEMENT_SQL, connection, params={"journey": journey})
-    frame[["opened", "clicked"]] = frame[["opened", "clicked"]].astype(bool)
+    frame[["opened", "clicked", "branched"]] = frame[["opened", "clicked", "branched"]].astype(bool)
+    frame["last_rung"] = pd.to_datetime(frame["last_rung"], errors="coerce")
     return frame
 
 
 # Every message recorded for the contact counts, whatever became of it, except those that reached
-# nobody (a capped message is not recorded at all: it waits for a later day).
-CAPS_SQL = text(
-    f"""
-    SELECT contact_id,
-           SUM(CASE WHEN as_of = :today THEN 1 ELSE 0 END) AS today,
-           COUNT(*) AS week
-    FROM touches
-    WHERE contact_id IS NOT NULL AND channel IN ('email', 'sms')
-      AND NOT ({sql_in("status", UNSENT_TOUCH_STATUSES)})
-      AND as_of > :week_start AND as_of <= :today
-    GROUP BY contact_id
-    """
-)
+# nobody (a capped message is not recorded at all: it waits for a later day). The caps count on the
+# recipient's local day of `send_at` (techtouch.domain.plan), so this loads each message's send time,
+# not counts: every one that can share a 7-day window with a message planned today. A run schedules
+# at most a week ahead, so from 8 days before `as_of` to 16 after covers it with a day to spare for
+# time zones. A message without a send time (none is written so) counts at noon UTC of its `as_of`.
+def _caps_query(as_of: date) -> Select[tuple[str | None, str, date]]:
+    start = datetime.combine(as_of - timedelta(days=8), time(0), tzinfo=UTC)
+    end = datetime.combine(as_of + timedelta(days=16), time(0), tzinfo=UTC)
+    # send_at as stored (naive UTC; text on SQLite), not one aware datetime per row: pandas parses
+    # the column in one pass (load_cap_counts).
+    stored = type_coerce(Touch.send_at, String)
+    return select(Touch.contact_id, stored, Touch.as_of).where(
+        Touch.contact_id.is_not(None),
+        Touch.channel.in_(("email", "sms")),
+        Touch.status.not_in(UNSENT_TOUCH_STATUSES),
+        or_(
+            and_(Touch.send_at >= start, Touch.send_at < end),
+            and_(Touch.send_at.is_(None), Touch.as_of > as_of - timedelta(days=7), Touch.as_of <= as_of),
+        ),
+    )
 
 
 def load_cap_counts(connection: Connection, as_of: date) -> pd.DataFrame:
-    """Automated messages already planned per contact today and over the rolling 7 days."""
-    frame = pd.read_sql_query(
-        CAPS_SQL,
-        connection,
-        params={"today": as_of, "week_start": as_of - timedelta(days=7)},
-        index_col="contact_id",
-    )
-    return frame.astype(np.int64)
+    """What the frequency caps count (domain.plan.cap_ledger): contact_id and send_at (aware UTC) of
+    every automated message planned for a day near `as_of`, to be counted by the recipient's day."""
+    columns = list(zip(*connection.execute(_caps_query(as_of)).all(), strict=True))  # column-wise: fast
+    if not columns:
+        return cap_ledger()
+    frame = pd.DataFrame(dict(zip(["contact_id", "send_at", "as_of"], columns, strict=True)))
+    noon = pd.to_datetime(frame["as_of"]) + pd.Timedelta(hours=12)
+    send_at = pd.to_datetime(frame["send_at"], utc=True, format="ISO8601").fillna(noon.dt.tz_localize(UTC))
+    return cap_ledger(frame.assign(send_at=send_at))
