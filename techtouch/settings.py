@@ -13,19 +13,21 @@ a table (TECHTOUCH_DELIVERY__MAX_PER_DYA) can only be meant for us and is checke
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tomllib
 import types
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -184,6 +186,11 @@ class Settings(BaseSettings):
     sms_channel: Literal["outbox", "twilio"] = "outbox"
     public_url: str = Field("http://127.0.0.1:8000", description="base of links in messages and webhooks")
     secret_key: SecretStr | None = Field(None, description="signs unsubscribe, survey and preference links")
+    # Rotation: the new key becomes secret_key, the old one goes here; links it signed keep working
+    # until it is removed. The environment takes a comma-separated list (or a JSON array).
+    previous_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        [], description="earlier link-signing keys: links they signed still verify; new links use secret_key"
+    )
 
     sendgrid_api_key: SecretStr | None = None
     sendgrid_host: str = Field("https://api.sendgrid.com", description="tests point it at loopback")
@@ -198,6 +205,21 @@ class Settings(BaseSettings):
     twilio_mps: float = Field(10.0, gt=0, description="messages per second the SMS channel never exceeds")
     sms_help_text: str | None = Field(
         None, description="the answer to an inbound HELP (default: who we are and how to stop)"
+    )
+    webhook_max_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="`serve`: the largest SendGrid Event Webhook body accepted, in bytes (413 above; "
+        "SendGrid posts batches of up to 768 KiB)",
+    )
+    webhook_max_events: int = Field(
+        10_000, ge=1, description="`serve`: the most events one SendGrid webhook POST may carry (413 above)"
+    )
+    form_max_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="`serve`: the largest body of any other request (Twilio callbacks, link forms), "
+        "in bytes (413 above)",
     )
 
     @model_validator(mode="after")
@@ -233,6 +255,24 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+    @field_validator("previous_secret_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        """`TECHTOUCH_PREVIOUS_SECRET_KEYS=old1,old2` (or a JSON array); blanks are dropped."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _keys_not_blank(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not key.get_secret_value().strip() for key in value):
+            raise ValueError("a previous secret key must not be empty")
         return value
 
     @field_validator("team_queue")

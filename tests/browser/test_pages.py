@@ -126,18 +126,27 @@ def test_unsubscribe_asks_first_then_one_click_suppresses(served: str, page: obj
     assert scalar(engine, "SELECT channel FROM suppressions WHERE contact_id = 'c1'") == "email"
 
 
-def test_a_survey_click_records_the_answer_and_takes_a_comment(
+def test_a_survey_link_asks_to_confirm_and_only_the_button_records(
     served: str, page: object, engine: Engine
 ) -> None:
     url = LinkSigner(served, SECRET.encode()).survey("a1", "c1", "renewal", "unsure")
     page.goto(url)  # type: ignore[attr-defined]
-    assert "Thank you" in page.locator("h1").inner_text()  # type: ignore[attr-defined]
-    assert scalar(engine, "SELECT value FROM events WHERE type = 'survey'") == "renewal:unsure"
+    assert page.locator("h1").inner_text() == "Confirm your answer"  # type: ignore[attr-defined]
+    assert page.get_by_label("unsure").is_checked()  # type: ignore[attr-defined]
+    assert not page.get_by_label("not likely").is_checked()  # type: ignore[attr-defined]
+    assert (
+        scalar(engine, "SELECT COUNT(*) FROM events WHERE type = 'survey'") == 0
+    )  # opening is not answering
 
-    page.fill("#comment", "Budget review in March; talk to our CFO.")  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Send comment").click()  # type: ignore[attr-defined]
+    page.get_by_label("not likely").check()  # type: ignore[attr-defined]
+    page.get_by_label("Anything you would like to add? (optional)").fill(  # type: ignore[attr-defined]
+        "Budget review in March; talk to our CFO."
+    )
+    page.get_by_role("button", name="Confirm my answer").click()  # type: ignore[attr-defined]
     page.wait_for_load_state()  # type: ignore[attr-defined]
 
+    assert "Thank you" in page.locator("h1").inner_text()  # type: ignore[attr-defined]
+    assert scalar(engine, "SELECT value FROM events WHERE type = 'survey'") == "renewal:not_likely"
     assert scalar(engine, "SELECT detail FROM events WHERE type = 'survey_comment'") == (
         "Budget review in March; talk to our CFO."
     )

@@ -64,6 +64,8 @@ EVENT_TYPES = (
     "email_delivered",
     "sms_delivered",
     "survey_comment",
+    # A person lifting their email opt-out from the preferences page (value: where from).
+    "email_resubscribed",
 )
 CHANNELS = ("email", "sms", "cta")
 # The CHECK constraint's values, in its order (the migrations spell them out; keep them identical).
@@ -211,6 +213,18 @@ class Suppression(Base):
 
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EmailSuppression(Base):
+    """An email address that must not be emailed, whichever contact holds it (opt-outs follow the
+    person): an unsubscribe, bounce or spam report suppresses the address, and every contact with
+    it, including contacts imported later, gets a `suppressions` row. `address` is lower-cased."""
+
+    __tablename__ = "email_suppressions"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32))
     since: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -1,9 +1,19 @@
 """Signed one-click links: unsubscribe, preferences and survey answers.
 
-A token is `base64url(json payload) + "." + base64url(HMAC-SHA256(secret, first part))`, without
+A token is `base64url(json payload) + "." + base64url(HMAC-SHA256(kind key, first part))`, without
 padding. It is deterministic (the same payload always gives the same link, so a re-rendered email
 carries the same URLs), URL-safe, and verified in constant time. The payload is signed, not
 encrypted: it holds ids and answers, never anything secret.
+
+Namespaced by kind: the MAC key of a token is derived from the secret and the link's kind
+(`HMAC(secret, "techtouch-link:" + kind)`), and the kind is in the signed payload too, so a token
+minted for one kind never verifies as another, whatever its payload says.
+
+Rotating keys: verification takes a key list. The first key signs every new link; every key of
+the list verifies, so after a rotation (new key first, the old one kept among the previous keys)
+links in mail already sent keep working, and removing an old key revokes every link it signed.
+Tokens minted before kinds were namespaced (MAC under the secret itself, kind only in the
+payload) still verify, for their own kind only: unsubscribe links already in inboxes must work.
 """
 
 from __future__ import annotations
@@ -13,9 +23,10 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 KINDS = ("unsubscribe", "preferences", "survey")
+_NAMESPACE = b"techtouch-link:"
 
 
 class BadToken(ValueError):
@@ -37,27 +48,55 @@ def _check_secret(secret: bytes) -> None:
         raise ValueError("the signing secret must not be empty")
 
 
-def _signature(secret: bytes, body: str) -> str:
-    return _b64encode(hmac.new(bytes(secret), body.encode("ascii"), hashlib.sha256).digest())
+def _keys(keys: bytes | Sequence[bytes]) -> tuple[bytes, ...]:
+    """One key or a key list (the first signs), each checked; at least one."""
+    found = (keys,) if isinstance(keys, bytes | bytearray) else tuple(keys)
+    if not found:
+        raise ValueError("at least one link key is needed")
+    for key in found:
+        _check_secret(key)
+    return tuple(bytes(key) for key in found)
 
 
-def sign(secret: bytes, payload: Mapping[str, str]) -> str:
-    """A URL-safe, deterministic token for a payload of strings."""
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown link kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def _kind_key(secret: bytes, kind: str) -> bytes:
+    """The MAC key of `kind`'s links: a token of one kind is never valid as another."""
+    return hmac.new(secret, _NAMESPACE + kind.encode("ascii"), hashlib.sha256).digest()
+
+
+def _signature(key: bytes, body: str) -> str:
+    return _b64encode(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
+
+
+def sign(secret: bytes, kind: str, payload: Mapping[str, str]) -> str:
+    """A URL-safe, deterministic token of `kind` for a payload of strings (`kind` is added to it)."""
     _check_secret(secret)
+    _check_kind(kind)
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in payload.items()):
         raise TypeError("a link payload maps strings to strings")
-    data = json.dumps(dict(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = json.dumps({**payload, "kind": kind}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     body = _b64encode(data.encode("utf-8"))
-    return f"{body}.{_signature(secret, body)}"
+    return f"{body}.{_signature(_kind_key(bytes(secret), kind), body)}"
 
 
-def verify(secret: bytes, token: str, kind: str | None = None) -> dict[str, str]:
-    """The payload of a token signed with `secret`; BadToken when it is not (or not of `kind`)."""
-    _check_secret(secret)
+def verify(keys: bytes | Sequence[bytes], token: str, kind: str) -> dict[str, str]:
+    """The payload of a `kind` token signed with any of `keys`; BadToken when it is not one."""
+    candidates = _keys(keys)
+    _check_kind(kind)
     if not isinstance(token, str) or token.count(".") != 1 or not token.isascii():
         raise BadToken("malformed link token")
     body, signature = token.split(".")
-    if not hmac.compare_digest(_signature(secret, body).encode("ascii"), signature.encode("ascii")):
+    given = signature.encode("ascii")
+    # Every key is tried (no early exit): the time taken does not tell which key matched.
+    matched = False
+    for key in candidates:
+        for mac_key in (_kind_key(key, kind), key):  # namespaced, then the format of older links
+            matched |= hmac.compare_digest(_signature(mac_key, body).encode("ascii"), given)
+    if not matched:
         raise BadToken("link token signature does not match")
     try:
         payload = json.loads(_b64decode(body).decode("utf-8"))
@@ -67,7 +106,7 @@ def verify(secret: bytes, token: str, kind: str | None = None) -> dict[str, str]
         isinstance(k, str) and isinstance(v, str) for k, v in payload.items()
     ):
         raise BadToken("malformed link token payload")
-    if kind is not None and payload.get("kind") != kind:
+    if payload.get("kind") != kind:
         raise BadToken(f"not a {kind} link")
     return payload
 
@@ -77,42 +116,40 @@ def _base(public_url: str) -> str:
 
 
 def unsubscribe_url(public_url: str, secret: bytes, contact_id: str, channel: str = "email") -> str:
-    token = sign(secret, {"kind": "unsubscribe", "contact": contact_id, "channel": channel})
+    token = sign(secret, "unsubscribe", {"contact": contact_id, "channel": channel})
     return f"{_base(public_url)}/u/{token}"
 
 
 def preferences_url(public_url: str, secret: bytes, contact_id: str) -> str:
-    token = sign(secret, {"kind": "preferences", "contact": contact_id})
+    token = sign(secret, "preferences", {"contact": contact_id})
     return f"{_base(public_url)}/p/{token}"
 
 
 def survey_url(
     public_url: str, secret: bytes, account_id: str, contact_id: str, survey: str, answer: str
 ) -> str:
-    """A one-click answer: following it records `answer` to `survey` for this contact."""
+    """A one-click answer: following it shows `answer` to `survey` selected, to confirm."""
     token = sign(
         secret,
-        {
-            "kind": "survey",
-            "account": account_id,
-            "contact": contact_id,
-            "survey": survey,
-            "answer": str(answer),
-        },
+        "survey",
+        {"account": account_id, "contact": contact_id, "survey": survey, "answer": str(answer)},
     )
     return f"{_base(public_url)}/s/{token}"
 
 
 class LinkSigner:
-    """The links of one deployment (public URL + secret), with a repr that never shows the secret."""
+    """The links of one deployment (public URL + key list), with a repr that never shows a key.
 
-    def __init__(self, public_url: str, secret: bytes):
-        _check_secret(secret)
+    `secret` signs; `previous` are the keys of earlier rotations, which still verify.
+    """
+
+    def __init__(self, public_url: str, secret: bytes, previous: Sequence[bytes] = ()):
         self.public_url = _base(public_url)
-        self._secret = bytes(secret)
+        self._keys = _keys([secret, *previous])
+        self._secret = self._keys[0]
 
     def __repr__(self) -> str:
-        return f"LinkSigner(public_url={self.public_url!r}, secret=<hidden>)"
+        return f"LinkSigner(public_url={self.public_url!r}, keys=<{len(self._keys)} hidden>)"
 
     def unsubscribe(self, contact_id: str, channel: str = "email") -> str:
         return unsubscribe_url(self.public_url, self._secret, contact_id, channel)
@@ -131,5 +168,5 @@ class LinkSigner:
 
         return survey_url_
 
-    def verify(self, token: str, kind: str | None = None) -> dict[str, str]:
-        return verify(self._secret, token, kind)
+    def verify(self, token: str, kind: str) -> dict[str, str]:
+        return verify(self._keys, token, kind)

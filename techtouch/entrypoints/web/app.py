@@ -16,6 +16,13 @@ What they share (state, verifiers, pages, body and form reading) is in deps.py; 
 instead of answering is in errors.py, turned into responses by the handlers below. Database work
 runs in FastAPI's thread pool (sync endpoints); bodies are read by async dependencies first.
 Nothing personal is logged: counts and kinds only.
+
+Bounded: every request body is counted while it is read, by the BodyLimit middleware around the
+whole app (body_limit.py): `webhook_max_bytes` for the SendGrid webhook, `form_max_bytes` for
+every other path, 413 beyond (a declared length at once, a chunked body when it crosses the
+limit), before any route or parser sees it. A feedback write that meets a database lock for
+longer than the retries wait (feedback.DatabaseBusy) is answered 503 with Retry-After, so the
+provider (or the person) sends it again: nothing was recorded, and nothing is answered 200.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from techtouch.entrypoints.web import health, links, webhooks
+from techtouch.entrypoints.web.body_limit import BodyLimit
 from techtouch.entrypoints.web.deps import WebState, state_of
 from techtouch.entrypoints.web.errors import PageError, Problem
 from techtouch.entrypoints.web.pages import Pages
@@ -45,6 +53,22 @@ async def page_error_response(request: Request, exc: PageError) -> HTMLResponse:
     return state_of(request).pages.message(exc.status, exc.title, exc.message)
 
 
+BUSY_RETRY_AFTER_SECONDS = 10
+
+
+async def database_busy_response(request: Request, exc: feedback.DatabaseBusy) -> JSONResponse | HTMLResponse:
+    """The database stayed locked through every retry and nothing was recorded: 503 with Retry-After,
+    so SendGrid and Twilio send the request again (never a 200 that loses an opt-out); a page for people."""
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
+    if request.url.path.startswith("/webhooks/"):
+        return JSONResponse({"error": str(exc)}, status_code=503, headers=headers)
+    page = state_of(request).pages.message(
+        503, "Please try again", "We could not save this just now. Please try again in a minute."
+    )
+    page.headers.update(headers)
+    return page
+
+
 def create_app(
     tt: App,
     *,
@@ -63,7 +87,7 @@ def create_app(
     twilio = TwilioVerifier(token, settings.public_url)
     web = WebState(
         tt=tt,
-        link_secret=link_secret,
+        link_keys=(link_secret, *(k.get_secret_value().encode() for k in settings.previous_secret_keys)),
         sendgrid=sendgrid,
         twilio=twilio,
         pages=Pages(),
@@ -79,10 +103,16 @@ def create_app(
             Problem: problem_response,
             feedback.BadPayload: bad_payload_response,
             PageError: page_error_response,
+            feedback.DatabaseBusy: database_busy_response,
         },
     )
     app.state.web = web
     app.include_router(webhooks.router)
     app.include_router(links.router)
     app.include_router(health.router)
+    app.add_middleware(
+        BodyLimit,
+        default=settings.form_max_bytes,
+        limits={webhooks.SENDGRID_PATH: settings.webhook_max_bytes},
+    )
     return app

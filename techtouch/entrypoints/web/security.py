@@ -2,6 +2,12 @@
 
 Both checks use the providers' own libraries (sendgrid's EventWebhook, twilio's RequestValidator),
 so a change in their signing scheme is a library upgrade, not a patch here.
+
+Each verifier checks in two steps, because a signature covers the body: `precheck` looks at what
+the headers alone can prove (a key to verify with, a signature present, a SendGrid timestamp
+inside the tolerance) before the body is read, so an unsigned or stale request is refused without
+reading or parsing a byte of it; `verify` then checks the signature over the exact bytes (SendGrid)
+or the form fields (Twilio signs the parsed fields, so their form is parsed, bounded, first).
 """
 
 from __future__ import annotations
@@ -46,9 +52,8 @@ class SendGridVerifier:
                     f"TECHTOUCH_SENDGRID_WEBHOOK_PUBLIC_KEY is not an EC public key: {exc}"
                 ) from None
 
-    def verify(
-        self, body: bytes, signature: str | None, timestamp: str | None, now: float | None = None
-    ) -> None:
+    def precheck(self, signature: str | None, timestamp: str | None, now: float | None = None) -> None:
+        """What the headers prove before the body is read: configured, signed, and not stale."""
         if self._webhook is None:
             raise NotConfigured(
                 "SendGrid webhook verification key is not set (TECHTOUCH_SENDGRID_WEBHOOK_PUBLIC_KEY)"
@@ -59,17 +64,23 @@ class SendGridVerifier:
             sent_at = int(timestamp)
         except ValueError:
             raise Unverified(f"{SENDGRID_TIMESTAMP} is not a Unix time") from None
+        age = (time.time() if now is None else now) - sent_at
+        if abs(age) > self.tolerance_seconds:
+            raise Unverified(
+                f"timestamp is {age:.0f} s off, beyond the {self.tolerance_seconds:.0f} s tolerance"
+            )
+
+    def verify(
+        self, body: bytes, signature: str | None, timestamp: str | None, now: float | None = None
+    ) -> None:
+        self.precheck(signature, timestamp, now)
+        assert self._webhook is not None and signature and timestamp  # precheck refused otherwise
         try:
             valid = self._webhook.verify_signature(body.decode("utf-8"), signature, timestamp)
         except (ValueError, TypeError):  # not base64, not UTF-8 (binascii.Error is a ValueError)
             valid = False
         if not valid:
             raise Unverified("signature does not match the body")
-        age = (time.time() if now is None else now) - sent_at
-        if abs(age) > self.tolerance_seconds:
-            raise Unverified(
-                f"timestamp is {age:.0f} s off, beyond the {self.tolerance_seconds:.0f} s tolerance"
-            )
 
 
 class TwilioVerifier:
@@ -86,10 +97,15 @@ class TwilioVerifier:
     def url(self, path: str, query: str) -> str:
         return f"{self.public_url}{path}" + (f"?{query}" if query else "")
 
-    def verify(self, path: str, query: str, params: Mapping[str, Any], signature: str | None) -> None:
+    def precheck(self, signature: str | None) -> None:
+        """What the headers prove before the form is read: configured, and signed at all."""
         if self._validator is None:
             raise NotConfigured("Twilio auth token is not set (TECHTOUCH_TWILIO_AUTH_TOKEN)")
         if not signature:
             raise Unverified(f"unsigned: {TWILIO_SIGNATURE} is required")
+
+    def verify(self, path: str, query: str, params: Mapping[str, Any], signature: str | None) -> None:
+        self.precheck(signature)
+        assert self._validator is not None and signature  # precheck refused otherwise
         if not self._validator.validate(self.url(path, query), params, signature):
             raise Unverified("signature does not match the URL and form fields")

@@ -2,6 +2,12 @@
 
 Every change here goes through the suppressions table, the one place journeys check; when an SMS
 opt-out is lifted is decided by techtouch.domain.suppression, the same rule the importer follows.
+
+Opt-outs follow the person: an email unsubscribe suppresses the address for every contact that
+has it, now and imported later (techtouch.services.importing.suppressions), as a STOP does for a
+phone number; each of those contacts gets an `unsubscribed` event. Re-subscribing from the
+preferences page lifts an unsubscribe (not a bounce or a spam report) for the address, recorded
+as an `email_resubscribed` event per contact.
 """
 
 from __future__ import annotations
@@ -10,10 +16,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
-from techtouch.adapters.db.models import Contact, Suppression
+from techtouch.adapters.db.models import Contact, EmailSuppression, Suppression
 from techtouch.domain.suppression import SMS_STOP, start_lifts
 from techtouch.services.feedback.errors import BadAnswer
 from techtouch.services.feedback.recording import (
@@ -25,6 +32,13 @@ from techtouch.services.feedback.recording import (
     writing,
 )
 from techtouch.services.importer import event_key
+from techtouch.services.importing.suppressions import (
+    EMAIL_RESUBSCRIBED,
+    LIFTABLE,
+    address_of,
+    lift_addresses,
+    suppress_addresses,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +64,21 @@ def unsubscribe(
 ) -> Unsubscribed:
     """Suppress `channel` for a contact from a signed link; a repeated click changes nothing.
 
-    Email records `unsubscribed` (reason `unsubscribed`); SMS records `sms_stop` (reason
-    `sms_stop`, so that texting START lifts it, as it would after texting STOP).
+    Email records `unsubscribed` (reason `unsubscribed`) for every contact with the contact's
+    address, and suppresses the address (contacts imported later with it are suppressed too); SMS
+    records `sms_stop` (reason `sms_stop`, so that texting START lifts it, as it would after
+    texting STOP).
     """
     if channel not in LINK_CHANNELS:
         raise BadAnswer(f"unknown channel {channel!r}")
     occurred_at = aware_now(now)
     with writing(engine) as connection:
-        account_id = connection.scalar(select(Contact.account_id).where(Contact.id == contact_id))
-        if account_id is None:
+        found = connection.execute(
+            select(Contact.account_id, Contact.email).where(Contact.id == contact_id)
+        ).first()
+        if found is None:
             return Unsubscribed(found=False, changed=False)
+        account_id, email = found
         already = connection.scalar(
             select(Suppression.reason).where(
                 Suppression.contact_id == contact_id, Suppression.channel == channel
@@ -67,23 +86,101 @@ def unsubscribe(
         )
         if already is not None:
             return Unsubscribed(found=True, changed=False)
-        type_, reason = ("unsubscribed", "unsubscribed") if channel == "email" else (SMS_STOP, SMS_STOP)
-        row = {
-            "key": event_key(account_id, contact_id, occurred_at, type_, source),
-            "account_id": account_id,
-            "contact_id": contact_id,
-            "occurred_at": occurred_at,
-            "type": type_,
-            "value": source,
-            "source": source,
-        }
-        record(connection, [row], Applied())
-        suppress(
-            connection,
-            [{"contact_id": contact_id, "channel": channel, "reason": reason, "since": occurred_at}],
-        )
+        if channel == "email":
+            address = address_of(email)
+            targets = _same_address(connection, address)
+            rows = [
+                _event(account, contact, occurred_at, "unsubscribed", source) for contact, account in targets
+            ]
+            record(connection, rows, Applied())
+            suppress_addresses(
+                connection, [{"address": address, "reason": "unsubscribed", "since": occurred_at}]
+            )
+        else:
+            record(connection, [_event(account_id, contact_id, occurred_at, SMS_STOP, source)], Applied())
+            suppress(
+                connection,
+                [{"contact_id": contact_id, "channel": "sms", "reason": SMS_STOP, "since": occurred_at}],
+            )
     log.info("unsubscribed from %s via %s", channel, source)
     return Unsubscribed(found=True, changed=True)
+
+
+def _event(
+    account_id: str, contact_id: str, occurred_at: datetime, type_: str, source: str
+) -> dict[str, Any]:
+    return {
+        "key": event_key(account_id, contact_id, occurred_at, type_, source),
+        "account_id": account_id,
+        "contact_id": contact_id,
+        "occurred_at": occurred_at,
+        "type": type_,
+        "value": source,
+        "source": source,
+    }
+
+
+def _same_address(connection: Connection, address: str) -> list[tuple[str, str]]:
+    """(contact id, account id) of every contact with this (lower-cased) address, by id."""
+    return [
+        (contact_id, account_id)
+        for contact_id, account_id in connection.execute(
+            select(Contact.id, Contact.account_id)
+            .where(func.lower(Contact.email) == address)
+            .order_by(Contact.id)
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Resubscribed:
+    """The result of a re-subscription from the preferences page."""
+
+    found: bool  # the contact exists
+    changed: bool  # this call lifted the address's unsubscribe
+    refused: bool = False  # the address is suppressed for a reason a click does not lift (a bounce)
+
+
+@retry_transient
+def resubscribe(
+    engine: Engine, contact_id: str, *, source: str = "preferences", now: datetime | None = None
+) -> Resubscribed:
+    """Lift an email unsubscribe for the contact's address (every contact with it), recorded as an
+    `email_resubscribed` event per contact. A bounce, drop or spam report is not lifted (`refused`):
+    the address does not take mail, or the provider keeps its own list; an operator decides."""
+    occurred_at = aware_now(now)
+    with writing(engine) as connection:
+        found = connection.execute(select(Contact.email).where(Contact.id == contact_id)).first()
+        if found is None:
+            return Resubscribed(found=False, changed=False)
+        address = address_of(found[0])
+        targets = _same_address(connection, address)
+        reasons = set(
+            connection.scalars(
+                select(Suppression.reason).where(
+                    Suppression.contact_id.in_([c for c, _ in targets]), Suppression.channel == "email"
+                )
+            )
+        )
+        reasons |= set(
+            connection.scalars(select(EmailSuppression.reason).where(EmailSuppression.address == address))
+        )
+        if not reasons:
+            return Resubscribed(found=True, changed=False)
+        if not reasons <= set(LIFTABLE):
+            return Resubscribed(found=True, changed=False, refused=True)
+        if not lift_addresses(connection, {address: occurred_at}):
+            return Resubscribed(found=True, changed=False)  # the opt-out is newer than this click
+        record(
+            connection,
+            [
+                _event(account, contact, occurred_at, EMAIL_RESUBSCRIBED, source)
+                for contact, account in targets
+            ],
+            Applied(),
+        )
+    log.info("resubscribed to email via %s", source)
+    return Resubscribed(found=True, changed=True)
 
 
 def lift_sms_stop(connection: Connection, contact_ids: Sequence[str], start: datetime) -> int:
@@ -122,15 +219,26 @@ class Preferences:
     email_suppressed: bool
     sms_suppressed: bool
     has_phone: bool
+    email_liftable: bool = False  # suppressed by an unsubscribe only: the person may re-subscribe
 
 
 def preferences(engine: Engine, contact_id: str) -> Preferences | None:
     """What the preferences page shows: which channels still reach the contact (None: no such contact)."""
     with engine.connect() as connection:
-        phone = connection.execute(select(Contact.phone).where(Contact.id == contact_id)).first()
-        if phone is None:
+        found = connection.execute(
+            select(Contact.phone, Contact.email).where(Contact.id == contact_id)
+        ).first()
+        if found is None:
             return None
-        channels = set(
-            connection.scalars(select(Suppression.channel).where(Suppression.contact_id == contact_id))
+        reasons: dict[str, str] = {
+            channel: reason
+            for channel, reason in connection.execute(
+                select(Suppression.channel, Suppression.reason).where(Suppression.contact_id == contact_id)
+            )
+        }
+        held = connection.scalar(
+            select(EmailSuppression.reason).where(EmailSuppression.address == address_of(found.email))
         )
-    return Preferences("email" in channels, "sms" in channels, phone[0] is not None)
+    email = "email" in reasons
+    liftable = email and reasons["email"] in LIFTABLE and (held is None or held in LIFTABLE)
+    return Preferences(email, "sms" in reasons, found.phone is not None, liftable)

@@ -1,5 +1,6 @@
 """Database plumbing shared by every kind of feedback: one transaction per call, batched inserts of
-events and suppressions, and the retry of a call PostgreSQL aborted for a deadlock.
+events and suppressions, and the retry of a call the database refused for a moment (a deadlock,
+a lock it could not get in time); when the moment lasts, DatabaseBusy, so the sender retries later.
 
 Kept apart from the provider modules so that the rules that make feedback safe to replay and to
 run concurrently (key order, ON CONFLICT DO NOTHING RETURNING, whole-call retry) live in one place.
@@ -46,7 +47,10 @@ log = logging.getLogger(__name__)
 
 IN_BATCH = 5_000  # keys per IN (...) query
 EVIDENCE_STATUSES = ("sending", "pending")  # touches a provider event moves to `sent`
-RETRYABLE = ("40P01", "40001")  # PostgreSQL: deadlock detected, serialization failure
+# PostgreSQL: deadlock detected, serialization failure, lock not available (`lock_timeout`).
+RETRYABLE = ("40P01", "40001", "55P03")
+# SQLite: the file is locked by another connection (after the busy timeout), a table is locked.
+SQLITE_RETRYABLE = ("SQLITE_BUSY", "SQLITE_LOCKED")
 ATTEMPTS = 3
 # Seconds: the first retry's jitter window, and the longest wait. Short: the abort has already
 # released our locks, and the other writer only needs a moment to finish its own transaction.
@@ -89,24 +93,56 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+class DatabaseBusy(Exception):
+    """The database stayed locked (or kept aborting the call) through every attempt: nothing was
+    recorded, and the caller should answer so that the sender tries again later (HTTP 503)."""
+
+
+def busy_code(outcome: object) -> str | None:
+    """The database's name for a momentary refusal (`40P01`, `55P03`, `SQLITE_BUSY`…), else None.
+
+    PostgreSQL says it with a SQLSTATE; sqlite3 with its error name ("database is locked" is
+    SQLITE_BUSY: another connection held the write lock for longer than the busy timeout).
+    """
+    if not isinstance(outcome, DBAPIError):
+        return None
+    original = outcome.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate in RETRYABLE:
+        return str(sqlstate)
+    name = getattr(original, "sqlite_errorname", None)
+    if name in SQLITE_RETRYABLE:
+        return str(name)
+    if name is None and "database is locked" in str(original):  # an sqlite3 without error names
+        return "SQLITE_BUSY"
+    return None
+
+
 def _transient(outcome: object) -> bool:
-    """Only an abort PostgreSQL itself says is worth repeating; every other error is final."""
-    return isinstance(outcome, DBAPIError) and getattr(outcome.orig, "sqlstate", None) in RETRYABLE
+    """Only a refusal the database itself says is momentary is worth repeating; every other error is final."""
+    return busy_code(outcome) is not None
 
 
 def retry_transient(function: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run the whole call again when PostgreSQL aborts it for a deadlock (every call is idempotent).
+    """Run the whole call again when the database refuses it for a moment (every call is idempotent).
 
     Our own transactions take row locks in key order and cannot deadlock each other; another
-    writer (delivery marking the same touches) can, and then one of the two is aborted. The wait
-    between attempts is the shared policy's jittered backoff (techtouch.adapters.retry), so two
-    writers that collided do not come back at the same instant and collide again.
+    writer (delivery marking the same touches) can, and then one of the two is aborted. Another
+    process may also hold the lock longer than we wait for it: SQLite's write lock beyond the
+    busy timeout (a daily run), a PostgreSQL table lock beyond `lock_timeout`. The wait between
+    attempts is the shared policy's jittered backoff (techtouch.adapters.retry), so two writers
+    that collided do not come back at the same instant and collide again. When the attempts run
+    out on such a refusal the call raises DatabaseBusy (the transaction was rolled back: nothing
+    is half-recorded), which the web service answers 503 so that the provider sends it again.
     """
 
     def log_retry(retry: Retry) -> None:
-        code = getattr(getattr(retry.outcome, "orig", None), "sqlstate", None)
         log.warning(
-            "%s: database answered %s, attempt %d of %d", function.__name__, code, retry.attempt, ATTEMPTS
+            "%s: database answered %s, attempt %d of %d",
+            function.__name__,
+            busy_code(retry.outcome),
+            retry.attempt,
+            ATTEMPTS,
         )
 
     @functools.wraps(function)
@@ -118,7 +154,14 @@ def retry_transient(function: Callable[_P, _R]) -> Callable[_P, _R]:
             retryable=_transient,
             on_retry=log_retry,
         )
-        result: _R = policy(function, *args, **kwargs)
+        try:
+            result: _R = policy(function, *args, **kwargs)
+        except DBAPIError as exc:
+            code = busy_code(exc)
+            if code is None:
+                raise
+            log.error("%s: database still answered %s after %d attempts", function.__name__, code, ATTEMPTS)
+            raise DatabaseBusy(f"the database is busy ({code}); nothing was recorded, try again") from exc
         return result
 
     return wrapper

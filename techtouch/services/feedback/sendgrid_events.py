@@ -4,7 +4,8 @@ Events name their touch by the `touch_key` custom arg the channel sets; an event
 still `sending`/`pending` is the evidence that settles a crash-ambiguous send. Delivered, open,
 click, bounce and dropped events raise the touch's `delivery_status` (never lower it: see
 techtouch.domain.statuses.DeliveryStatus). Bounces, drops, spam reports and unsubscribes suppress
-email for good.
+email for good, for the address: every contact that has it, and contacts imported later with it
+(techtouch.services.importing.suppressions); only an unsubscribe can be lifted, by the person.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from techtouch.services.feedback.recording import (
     touches,
     writing,
 )
+from techtouch.services.importing.suppressions import address_of, suppress_addresses
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,15 @@ def _contacts_by_email(connection: Connection, emails: set[str]) -> dict[str, li
     return found
 
 
+def _emails(connection: Connection, contact_ids: set[str]) -> dict[str, str]:
+    """contact id -> its address, lower-cased."""
+    found: dict[str, str] = {}
+    for batch in batched(sorted(contact_ids)):
+        query = select(Contact.id, Contact.email).where(Contact.id.in_(batch))
+        found.update((contact_id, address_of(email)) for contact_id, email in connection.execute(query))
+    return found
+
+
 @retry_transient
 def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Applied:
     """Apply one webhook POST's events in one transaction (see techtouch.services.feedback).
@@ -167,6 +178,7 @@ def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Ap
         verdicts: dict[str, Verdict] = {}
         rows: list[dict[str, Any]] = []
         suppressions: dict[str, dict[str, Any]] = {}  # event key -> suppression it causes
+        nobody: list[dict[str, Any]] = []  # opt-outs of addresses no contact has (yet)
         for event in events:
             effect = SENDGRID_EFFECTS.get(event.kind)
             touch = known.get(event.touch_key) if event.touch_key else None
@@ -194,6 +206,8 @@ def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Ap
                 targets = []
             if not targets:
                 result.unknown += 1
+                if touch is None and reason is not None and event.email:
+                    nobody.append({"address": event.email, "reason": reason, "since": event.occurred_at})
                 continue
             for contact_id, account_id, key in targets:
                 rows.append(
@@ -217,6 +231,18 @@ def apply_sendgrid_events(engine: Engine, events: Sequence[SendGridEvent]) -> Ap
         new = record(connection, rows, result)
         settle(connection, evidence, verdicts)
         result.touches = len(evidence)
-        result.suppressed = suppress(connection, (s for k, s in suppressions.items() if k in new))
+        added = [s for k, s in suppressions.items() if k in new]
+        result.suppressed = suppress(connection, added)
+        # Opt-outs follow the person: the address is suppressed, for every contact that has it.
+        emails = _emails(connection, {s["contact_id"] for s in added})
+        result.suppressed += suppress_addresses(
+            connection,
+            [
+                {"address": emails[s["contact_id"]], "reason": s["reason"], "since": s["since"]}
+                for s in added
+                if s["contact_id"] in emails
+            ]
+            + nobody,
+        )
     log.info("sendgrid events applied: %s", result.as_dict())
     return result

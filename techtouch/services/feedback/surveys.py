@@ -1,7 +1,11 @@
-"""One-click survey answers and their optional comments, from the signed links in our messages.
+"""Survey answers and their optional comments, from the signed links in our messages.
 
 Answers are `survey` events, read by journeys like imported ones (techtouch.adapters.db.signals
 takes the latest per account and survey), so they are checked and normalized the same way.
+
+Safe from mail scanners: a corporate scanner opens every link of a message, so opening a survey
+link records nothing. It shows the question with the clicked answer selected (`survey_question`,
+a read), and only the confirming POST records (`confirmed_answer`, then `record_survey_answer`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,48 @@ def survey_value(survey: str, answer: str) -> str:
     return value
 
 
+# The answers of the surveys on a fixed scale (the ones techtouch.domain.validators.KNOWN_SURVEYS
+# checks), in the order a page offers them. Any other survey takes the answer its link names.
+SURVEY_CHOICES: dict[str, tuple[str, ...]] = {
+    "renewal": ("likely", "unsure", "not_likely"),
+    "nps": tuple(str(n) for n in range(11)),
+    "csat": tuple(str(n) for n in range(1, 6)),
+    "advocate": ("yes", "no"),
+}
+
+
+@dataclass(frozen=True)
+class SurveyQuestion:
+    """What the confirmation page of a survey link offers: the answers, the clicked one selected."""
+
+    survey: str
+    answer: str  # the link's answer, normalized
+    choices: tuple[str, ...]  # the answers the POST may carry (the link's own for a free survey)
+
+
+def survey_question(survey: str, answer: str) -> SurveyQuestion:
+    """The question a survey link stands for; BadAnswer when its answer is not one the survey takes."""
+    clicked = survey_value(survey, answer).split(":", 1)[1]
+    return SurveyQuestion(survey, clicked, SURVEY_CHOICES.get(survey, (clicked,)))
+
+
+def confirmed_answer(question: SurveyQuestion, posted: str) -> str:
+    """The answer a confirmation POST carries, normalized; BadAnswer unless the survey offers it."""
+    try:
+        answer = survey_value(question.survey, posted).split(":", 1)[1]
+    except BadAnswer:
+        answer = ""
+    if answer not in question.choices:
+        raise BadAnswer(f"not an answer to {question.survey}: choose one of those offered")
+    return answer
+
+
+def account_exists(engine: Engine, account_id: str) -> bool:
+    """Whether a link's account is still there (the confirmation page of a deleted one is a 404)."""
+    with engine.connect() as connection:
+        return connection.scalar(select(Account.id).where(Account.id == account_id)) is not None
+
+
 @dataclass(frozen=True)
 class SurveyAnswer:
     """The stored answer, and whether this click changed anything (for the thank-you page)."""
@@ -55,9 +101,9 @@ class SurveyAnswer:
 def record_survey_answer(
     engine: Engine, account_id: str, contact_id: str, survey: str, answer: str, *, now: datetime | None = None
 ) -> SurveyAnswer | None:
-    """Record a one-click answer as a `survey` event; None when the account no longer exists.
+    """Record a confirmed answer as a `survey` event; None when the account no longer exists.
 
-    Clicking the same answer again records nothing. A different answer is a new event, placed
+    Confirming the same answer again records nothing. A different answer is a new event, placed
     after every earlier answer of the account to this survey so that it is the one journeys read
     (techtouch.adapters.db.signals takes the latest per account and survey).
     """

@@ -18,6 +18,7 @@ from techtouch.adapters.db.models import Account, Contact, UsageDaily
 from techtouch.services.importing.csvfile import ParsedChunk
 from techtouch.services.importing.duplicates import SeenKeys, check_duplicates
 from techtouch.services.importing.lookups import existing_accounts
+from techtouch.services.importing.suppressions import suppress_known_addresses
 
 KNOWN_ACCOUNTS = 100_000  # account ids remembered between chunks (a few MB at most)
 
@@ -110,7 +111,10 @@ class Contacts(Kind):
         self.check_accounts_exist(parsed)
 
     def write(self, parsed: ParsedChunk) -> None:
-        upsert_rows(self.connection, Contact.__table__, parsed.records_as(self.NAMES), ["id"])
+        records = parsed.records_as(self.NAMES)
+        upsert_rows(self.connection, Contact.__table__, records, ["id"])
+        # Opt-outs follow the person: a contact whose address is suppressed is suppressed too.
+        suppress_known_addresses(self.connection, [str(record["id"]) for record in records])
 
 
 class Usage(Kind):
