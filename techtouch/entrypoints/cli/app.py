@@ -9,6 +9,7 @@ from datetime import date
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from techtouch.services.app import App
 from techtouch.settings import ConfigError, Settings, load_settings
@@ -37,11 +38,41 @@ def settings() -> Settings:
         return load_settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"TECHTOUCH_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"{_setting_source(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
         )
         raise UserError(f"bad settings: {problems}") from None
     except ConfigError as exc:
         raise UserError(str(exc)) from None
+    except UnicodeDecodeError as exc:  # the TOML file (pydantic-settings reads it as UTF-8)
+        raise UserError(f"{_config_file()}: not UTF-8 (byte {exc.start}): save the file as UTF-8") from None
+
+
+def _config_file() -> str:
+    from techtouch.settings import config_file
+
+    return str(config_file())
+
+
+def _setting_source(loc: tuple[int | str, ...]) -> str:
+    """Where a bad value came from: its TECHTOUCH_* variable, else its key in the config file."""
+    import os
+    import tomllib
+
+    from techtouch.settings import config_file
+
+    variable = f"TECHTOUCH_{'__'.join(map(str, loc)).upper()}"
+    if variable in os.environ or not loc:
+        return variable
+    path = config_file()
+    try:
+        data: object = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return variable
+    for depth, part in enumerate(loc):
+        if not isinstance(data, dict) or (str(part) not in data and depth == 0):
+            return variable
+        data = data.get(str(part))  # a missing key inside a table of the file: the file's problem
+    return f"{path}: {'.'.join(map(str, loc))}"
 
 
 def application(*, check_schema: bool = True) -> App:
@@ -71,5 +102,5 @@ def main() -> None:
     try:
         app()  # click handles usage errors (exit 2); other exceptions reach us
     except UserError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys
 from techtouch.domain.catalog import CompiledJourney
@@ -171,7 +172,7 @@ def _listing(
         return
     table = Table(*columns, title=f"{len(rows)} {title}")
     for row in rows[-SHOWN:] if newest_last else rows[:SHOWN]:
-        table.add_row(*(str("-" if row[k] is None else row[k]) for k in columns))
+        table.add_row(*(Text(str("-" if row[k] is None else row[k])) for k in columns))  # data, not markup
     out.print(table)
 
 
@@ -257,5 +258,6 @@ def simulate(
             f"kept the simulation's copy in {result.kept}: it holds every contact's data; "
             "delete it when done",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )

@@ -13,12 +13,38 @@ from techtouch.domain import validators as v
 KINDS = ("accounts", "contacts", "usage", "events")
 
 
+# Characters refused in ids, names and event values: they are invisible or move text around when
+# printed (a terminal, a CTA title, a spreadsheet), so what people read would not be what is stored.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+LINE_SEPARATORS = frozenset("\u2028\u2029")
+
+
+def refuse_hidden_characters(value: str) -> None:
+    """ValueError naming the first control (C0, DEL, C1), bidirectional control or line separator.
+
+    The message gives the code point and position, never the value itself (printing it would
+    reorder the line it is printed on).
+    """
+    for position, char in enumerate(value, start=1):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            raise ValueError(f"control character U+{code:04X} at character {position}; not allowed here")
+        if char in BIDI_CONTROLS:
+            raise ValueError(
+                f"bidirectional control U+{code:04X} at character {position} "
+                "(it makes text display differently from what it is); not allowed here"
+            )
+        if char in LINE_SEPARATORS:
+            raise ValueError(f"line separator U+{code:04X} at character {position}; not allowed here")
+
+
 def text(max_length: int) -> Callable[[str], str]:
-    """A parser for free text that only bounds its length (the table column's length)."""
+    """A parser for ids, names and short free text: bounded length, no hidden characters."""
 
     def parse(value: str) -> str:
         if len(value) > max_length:
-            raise ValueError(f"longer than {max_length} characters: {value[:20]!r}…")
+            raise ValueError(f"longer than {max_length} characters ({len(value)})")
+        refuse_hidden_characters(value)
         return value
 
     return parse

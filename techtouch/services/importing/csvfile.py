@@ -24,6 +24,10 @@ from techtouch.services.importing.columns import COLUMNS, Column
 from techtouch.services.importing.problems import Problem, file_failed
 
 _PARSER_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+# No column holds more than a few hundred characters; a longer field is refused without parsing it
+# (or echoing it back in the message).
+FIELD_MAX = 1000
 
 
 # ------------------------------------------------------------------------------ file-level checks
@@ -59,14 +63,21 @@ def read_header(path: Path, shown: str, kind: str) -> list[str]:
     expected = [c.name for c in COLUMNS[kind]]
     with path.open(encoding="utf-8-sig", newline="") as stream:
         reader = csv.reader(stream)
-        header = next(reader, None)
-        first = next(reader, None)
+        try:
+            header = next(reader, None)
+            first = next(reader, None)
+        except csv.Error as exc:  # e.g. "field larger than field limit (131072)"
+            where = "header" if reader.line_num <= 1 else "row"
+            problem = str(exc)
+            if "field limit" in problem:
+                problem = f"a field longer than {csv.field_size_limit()} characters"
+            raise file_failed(shown, max(reader.line_num, 1), f"{where}: cannot be read: {problem}") from None
     if not header or not any(name.strip() for name in header):
         raise file_failed(shown, 1, f"header: no header row; expected {','.join(expected)}")
     names = [name.strip() for name in header]
     parts = []
     missing = [name for name in expected if name not in names]
-    unexpected = [name for name in names if name not in expected]
+    unexpected = [name if len(name) <= 40 else f"{name[:40]}…" for name in names if name not in expected]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if missing:
         parts.append(f"missing column(s) {', '.join(missing)}")
@@ -137,6 +148,9 @@ def parse_chunk(chunk: pd.DataFrame, columns: Sequence[Column], first_line: int)
                 if column.required:
                     messages[i] = "required, but blank"
                 continue
+            if len(text) > FIELD_MAX:
+                messages[i] = f"{len(text)} characters, longer than any field may be ({FIELD_MAX})"
+                continue
             try:
                 parsed[i] = column.parse(text)
             except ValueError as exc:
@@ -198,7 +212,12 @@ class CsvChunks:
                     yield parsed
         except pd.errors.ParserError as exc:
             match = _PARSER_ERROR.search(str(exc))
-            if match is None:
+            unclosed = _OPEN_QUOTE.search(str(exc))
+            if unclosed is not None:
+                # pandas counts rows from 0 at the header; add the newlines inside quoted fields.
+                line = int(unclosed.group(1)) + 1 + (next_line - 2 - records)
+                self.stopped = (line, 0, "row", "a quoted field opened on this row is never closed")
+            elif match is None:
                 self.stopped = (next_line, 0, "row", f"cannot be read: {exc}")
             else:
                 expected, record, saw = (int(g) for g in match.groups())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from techtouch.services.simulate import SimulationResult
@@ -49,11 +50,14 @@ def print_simulation(console: Console, result: SimulationResult) -> None:
     else:
         # Always one row per ISO week in time order (2026-W52 before 2027-W01), one column per CSM.
         frame = result.cta_load
-        load = Table(
-            str(frame.index.name or ""), *map(str, frame.columns), "total", title="CTAs per CSM per ISO week"
+        load = Table(  # CSM addresses come from the data: escaped, never markup
+            str(frame.index.name or ""),
+            *(escape(str(c)) for c in frame.columns),
+            "total",
+            title="CTAs per CSM per ISO week",
         )
         for label, counts in frame.iterrows():
             load.add_row(str(label), *(str(int(v)) for v in counts), str(int(counts.sum())))
         console.print(load)
     if result.database:  # None: a temporary copy, removed when the simulation ended
-        console.print(f"simulated database: {result.database}")
+        console.print(f"simulated database: {result.database}", markup=False, highlight=False)
