@@ -6,7 +6,7 @@ Prefect UI without a nested flow run per journey.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from prefect import get_run_logger
@@ -19,6 +19,7 @@ from tasks.report import publish_report
 from tasks.runtime import runtime_app
 from techtouch.domain.clock import today
 from techtouch.domain.shards import Shard
+from techtouch.services.day import replay_clock
 from techtouch.services.runner import select_journeys
 
 
@@ -34,10 +35,12 @@ def run_cycle(
     shards: int,
     *,
     with_health: bool = False,
+    deliver_at: datetime | None = None,
 ) -> dict[str, Any]:
     part = Shard(shard, shards)  # a bad shard fails the run before anything is read
     app = runtime_app()
     try:
+        now = None if deliver_at is None else replay_clock(app, deliver_at)
         day = as_of or today(app.settings.zone)
         chosen = select_journeys(app.catalog, app.settings, journeys)
         logger = get_run_logger()
@@ -57,8 +60,8 @@ def run_cycle(
         reports = [advance(app, journey, state, dry_run) for journey in chosen]
         deliveries = {}
         if not dry_run:
-            email = deliver_email.submit(app, state)
-            sms = deliver_sms.submit(app, state)
+            email = deliver_email.submit(app, state, now)
+            sms = deliver_sms.submit(app, state, now)
             deliveries = {"email": email.result(), "sms": sms.result()}
         return publish_report(day.isoformat(), dry_run, part, reports, deliveries)
     finally:

@@ -63,4 +63,37 @@ def publish_report(
         },
         "sent": {c: d.sent.get(c, 0) for c, d in deliveries.items()},
         "failed": {c: d.failed for c, d in deliveries.items()},
+        "expired": {c: d.expired for c, d in deliveries.items()},
+        "held": {c: d.held for c, d in deliveries.items()},
+    }
+
+
+@task(name="publish_delivery", cache_policy=NO_CACHE)
+def publish_delivery(shard: Shard, delivery: DeliveryReport) -> dict[str, object]:
+    """The hourly delivery's artifact (`delivery-due`) and counts."""
+    create_markdown_artifact(
+        key=_key("delivery-due", shard),
+        markdown="\n".join(
+            [
+                "# Hourly delivery",
+                "",
+                f"Sent: **{delivery.sent.get('email', 0)}** email, **{delivery.sent.get('sms', 0)}** SMS; "
+                f"expired (their day had passed): {delivery.expired}; held until due: {delivery.held}; "
+                f"suppressed at send time: {delivery.suppressed}; failed: {delivery.failed}.",
+                *(
+                    ["", "## Failures (first 20)", "", *(f"- `{e}`" for e in delivery.errors[:20])]
+                    if delivery.errors
+                    else []
+                ),
+            ]
+        )
+        + "\n",
+        description="hourly delivery",
+    )
+    return {
+        "sent": dict(delivery.sent),
+        "failed": delivery.failed,
+        "expired": delivery.expired,
+        "held": delivery.held,
+        "suppressed": delivery.suppressed,
     }

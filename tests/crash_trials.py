@@ -71,7 +71,15 @@ def settings_for(url: str, sendgrid: FakeSendGrid, twilio: FakeTwilio, grace_min
         twilio_base_url=twilio.base_url,
         twilio_mps=1000,
         # Recovery stands for the next run, hours later: no attempt is still in flight by then.
-        delivery=Delivery(reconcile_after_minutes=grace_minutes, claim_lease_minutes=0),
+        # Business hours all day, every day: the seeded accounts span time zones, and these trials
+        # are about the claim machine, not the recipients' window (test_delivery_window.py).
+        delivery=Delivery(
+            reconcile_after_minutes=grace_minutes,
+            claim_lease_minutes=0,
+            business_start="00:00",
+            business_end="23:59",
+            business_days=list(range(7)),
+        ),
     )
 
 
@@ -125,7 +133,9 @@ def deliver(url: str, settings: Settings, catalog: dict[str, CompiledJourney]) -
     app = bootstrap.build(settings, engine=make_engine(url), catalog=catalog)
     try:
         state = service.load_state(app, AS_OF)
-        service.deliver_pending(app, state)
+        # Delivery at the touches' own day and hour (10:30 in Paris): not weeks later, when they
+        # would be expired as past their day.
+        service.deliver_pending(app, state, now=datetime(2026, 11, 2, 9, 30, tzinfo=UTC))
     finally:
         app.close()
 

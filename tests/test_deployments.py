@@ -48,6 +48,7 @@ def test_names_are_unique_and_the_daily_cycle_and_digest_are_scheduled() -> None
     assert {
         "daily/morning",
         "csm_digest/weekdays",
+        "deliver/hourly",
         "health/morning",
         "journey/onboarding",
         "journey/renewal",
@@ -55,9 +56,22 @@ def test_names_are_unique_and_the_daily_cycle_and_digest_are_scheduled() -> None
         "journey/advocacy",
     } == set(names)
     active = {full_name(d): d["schedules"][0] for d in DEPLOYMENTS if d["schedules"][0]["active"]}
-    assert set(active) == {"daily/morning", "csm_digest/weekdays"}
+    assert set(active) == {"daily/morning", "csm_digest/weekdays", "deliver/hourly"}
     assert active["daily/morning"]["cron"] == "0 7 * * *"
     assert active["csm_digest/weekdays"]["cron"] == "0 8 * * 1-5"
+
+
+def test_the_hourly_deliver_deployment_sends_what_falls_due_every_hour_in_the_team_zone() -> None:
+    """The outbox and Twilio with a from-number only get what is due: this sends the rest in time."""
+    (deployment,) = [d for d in DEPLOYMENTS if full_name(d) == "deliver/hourly"]
+    (schedule,) = deployment["schedules"]
+    assert schedule["active"] and schedule["timezone"] == CONFIG["definitions"]["team_zone"]
+    cron = CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+    minute, hour, *rest = schedule["cron"].split()
+    assert minute.isdigit() and hour == "*" and rest == ["*", "*", "*"]  # once an hour, every day
+    assert cron.timezone == "America/New_York"
+    assert deployment["concurrency_limit"] == 1  # two deliveries never claim side by side
+    assert set(deployment["parameters"]) == {"shard", "shards"}
 
 
 def test_no_secret_is_written_in_the_file() -> None:

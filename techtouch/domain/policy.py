@@ -75,6 +75,14 @@ class Delivery(BaseModel):
     claim_lease_minutes: float = Field(
         10, ge=0, description="a delivery attempt younger than this may still be in flight: left alone"
     )
+    expire_after_hours: float = Field(
+        24,
+        ge=0,
+        description=(
+            "a pending message still unsent this long after its intended day ended (midnight in the "
+            "recipient's zone) is expired, not sent late; one recorded after that day (a backfill) never goes"
+        ),
+    )
 
     @model_validator(mode="after")
     def _hours(self) -> Delivery:

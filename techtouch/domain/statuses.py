@@ -23,7 +23,10 @@ class TouchStatus(StrEnum):
     channels do not allow: kept so that the ladder's history shows it), or, for a CTA touch,
     CREATED (its CTA was opened) or DEDUPLICATED (the account already had an open CTA for that
     reason). Messages then run the claim -> send -> mark machine (techtouch.services.claims):
-    PENDING -> SENDING -> SENT | FAILED | SUPPRESSED. OPENED and CLICKED are written by the
+    PENDING -> SENDING -> SENT | FAILED | SUPPRESSED. A PENDING message whose intended day has passed
+    by more than `delivery.expire_after_hours` (a late backfill, a worker that was down) becomes
+    EXPIRED instead (a compare-and-set from PENDING: never from SENDING), and is never sent.
+    OPENED and CLICKED are written by the
     simulator only (techtouch.services.simulate); in production, engagement arrives as events
     (`email_opened`, `email_clicked`) and the touch stays SENT. What the provider said about a
     message (delivered, opened, bounced…) is kept apart, in `touches.delivery_status`
@@ -40,6 +43,7 @@ class TouchStatus(StrEnum):
     SUPPRESSED = "suppressed"
     OPENED = "opened"
     CLICKED = "clicked"
+    EXPIRED = "expired"
 
 
 # Not final yet: delivery may still claim or settle these, and a provider event about one proves
@@ -50,6 +54,7 @@ UNSENT_TOUCH_STATUSES: tuple[TouchStatus, ...] = (
     TouchStatus.SKIPPED,
     TouchStatus.SUPPRESSED,
     TouchStatus.FAILED,
+    TouchStatus.EXPIRED,
 )
 # A touch in one of these was opened (CLICKED implies it): the `opened` / `clicked` condition names.
 ENGAGED_TOUCH_STATUSES: tuple[TouchStatus, ...] = (TouchStatus.OPENED, TouchStatus.CLICKED)
@@ -123,6 +128,7 @@ class TouchListingStatus(StrEnum):
     SUPPRESSED = "suppressed"
     OPENED = "opened"
     CLICKED = "clicked"
+    EXPIRED = "expired"
     DELIVERED = "delivered"
     BOUNCED = "bounced"
     DROPPED = "dropped"

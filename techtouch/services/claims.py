@@ -114,6 +114,24 @@ def claim(connection: Connection, ledger: Ledger, keys: Iterable[str], at: datet
     )
 
 
+def expire(connection: Connection, ledger: Ledger, keys: Iterable[str], reason: str) -> set[str]:
+    """`pending` -> `expired` (touches only): a compare-and-set from `pending`, so a row another
+    sender has claimed meanwhile (`sending`: maybe in flight) is never expired. The keys expired."""
+    keys = list(keys)
+    if not keys:
+        return set()
+    table = ledger.table
+    expired = getattr(ledger.statuses, "EXPIRED")  # noqa: B009 - digests have no such state
+    return set(
+        connection.scalars(
+            update(table)
+            .where(table.c.key.in_(keys), table.c.status == ledger.statuses.PENDING)
+            .values(status=expired, error=reason)
+            .returning(table.c.key)
+        )
+    )
+
+
 def reclaim(
     connection: Connection, ledger: Ledger, keys: Iterable[str], at: datetime, stale_before: datetime
 ) -> set[str]:

@@ -13,7 +13,16 @@ Exactly-once intent is the claim -> send -> mark machine of techtouch.services.c
   `delivered` event (carrying the touch key) arrives; a touch still ambiguous
   `delivery.reconcile_after_minutes` after it was due (`attempted_at`, or `send_at` for a
   scheduled send) without such an event is sent again;
-- a provider that says the recipient opted out suppresses the touch and the contact's channel.
+- a provider that says the recipient opted out suppresses the touch and the contact's channel;
+- the recipient's window (`Window`): a channel gets a message before it is due only if it can hold
+  it until its `send_at` (`can_schedule`: SendGrid, Twilio with a Messaging Service); a due message
+  goes out only while it is business hours in the recipient's zone; the rest waits for a later
+  delivery (the hourly `deliver` flow). A `pending` message whose intended day (the local date of
+  its `send_at`) ended more than `delivery.expire_after_hours` ago, or that was recorded after that
+  day ended (a backfill), is `expired`: a compare-and-set from `pending` (a `sending` touch may be
+  in flight and is never expired), counted in the report, never sent. The ladder does not wait
+  for it. An ambiguous attempt that the provider turns out not to have is not resent past that
+  deadline either: it is `failed` with the reason.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
@@ -32,6 +43,8 @@ from techtouch.adapters.channels.base import OutboundEmail, OutboundSms, Receipt
 from techtouch.adapters.db.bulk import upsert_rows
 from techtouch.adapters.db.models import Suppression, sql_in
 from techtouch.adapters.render.renderer import Renderer, TemplateProblem
+from techtouch.domain.plan import send_time
+from techtouch.domain.policy import Delivery
 from techtouch.domain.statuses import UNSETTLED_TOUCH_STATUSES, ReceiptStatus, TouchStatus
 from techtouch.services import claims
 from techtouch.services.claims import TOUCHES, Mark
@@ -44,11 +57,13 @@ BATCH = {"email": 1000, "sms": 500}
 DUE_SQL = text(
     f"""
     SELECT t.key, t.status, t.attempted_at, t.account_id, t.contact_id, t.journey, t.milestone, t.rung,
-           t.channel, t.sender, t.template, t.send_at,
+           t.channel, t.sender, t.template, t.send_at, t.created_at,
            c.name AS contact_name, c.email, c.phone, c.role, c.email_consent, c.sms_consent,
+           COALESCE(c.timezone, a.timezone) AS zone,
            se.channel IS NOT NULL AS email_suppressed, ss.channel IS NOT NULL AS sms_suppressed
     FROM touches t
     JOIN contacts c ON c.id = t.contact_id
+    JOIN accounts a ON a.id = t.account_id
     LEFT JOIN suppressions se ON se.contact_id = c.id AND se.channel = 'email'
     LEFT JOIN suppressions ss ON ss.contact_id = c.id AND ss.channel = 'sms'
     WHERE {sql_in("t.status", UNSETTLED_TOUCH_STATUSES)} AND t.channel IN ('email', 'sms')
@@ -67,7 +82,33 @@ class DeliveryReport:
     opted_out: int = 0  # the provider said the recipient opted out: now suppressed
     unknown: int = 0  # attempts that ended ambiguous in this run (timeouts)
     failed: int = 0
+    expired: int = 0  # pending past their intended day + grace (or recorded after it): never sent
+    held: int = 0  # not due yet (or due outside business hours): a later delivery sends them
     errors: list[str] = field(default_factory=list)  # touch key + reason, never addresses
+
+    def add(self, other: DeliveryReport) -> None:
+        """Fold another delivery's counts into this one (several passes of one run or flow)."""
+        self.sent.update(other.sent)
+        for name in ("reconciled", "retried", "awaiting", "suppressed", "opted_out", "unknown"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed += other.failed
+        self.expired += other.expired
+        self.held += other.held
+        self.errors += other.errors
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a message may reach its recipient: `hours` (business hours and days, and
+    `expire_after_hours`) in the recipient's zone (the contact's, else the account's, else
+    `default_zone`: the team's)."""
+
+    hours: Delivery
+    default_zone: str = "UTC"
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(hours=self.hours.expire_after_hours)
 
 
 ContextFor = Callable[[dict[str, Any]], dict[str, Any]]
@@ -84,10 +125,14 @@ def deliver(
     reconcile_after: timedelta = timedelta(hours=1),
     lease: timedelta = timedelta(minutes=10),
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    window: Window | None = None,
 ) -> DeliveryReport:
     """Deliver due touches of the channels given ({"email": ..., "sms": ...}).
 
     `accounts` limits delivery to a shard's accounts, so that shards never send each other's mail.
+    `window`: the recipients' business hours and the grace before a message expires (see the module
+    docstring); every delivery of the application passes it (techtouch.services.day). Without it,
+    every unsettled touch is handed over as it is (the state machine's own tests).
     """
     report = DeliveryReport()
     with engine.connect() as connection:
@@ -111,6 +156,9 @@ def deliver(
     _mark(engine, [Mark(k, TouchStatus.SUPPRESSED, error="suppressed at send time") for k in blocked])
     report.suppressed = len(blocked)
     due = due.assign(allowed=allowed)[allowed | sending]
+    due = due.assign(deadline=pd.Series(pd.NaT, index=due.index, dtype="datetime64[ns, UTC]"))
+    if window is not None and not due.empty:
+        due = _apply_window(engine, due, channels, window, now(), report)
     # A claim younger than the lease may be another delivery's batch in flight: not ours to judge.
     attempted = pd.to_datetime(due["attempted_at"], utc=True)
     in_flight = (due["status"] == TouchStatus.SENDING) & (attempted > pd.Timestamp(now() - lease))
@@ -183,6 +231,15 @@ def _deliver_batch(
             if not allowed[k]
         ]
         resend = [k for k in verdict.resend if allowed[k]]
+        # Not at the provider, and its day is over: sending it now would be late. Never resent.
+        deadline = {r["key"]: r["deadline"] for r in ambiguous}
+        late = [k for k in resend if not pd.isna(deadline[k]) and deadline[k] <= pd.Timestamp(started)]
+        if late:
+            resend = [k for k in resend if k not in set(late)]
+            reason = "not at the provider, and its day has passed: not sent late"
+            report.failed += len(late)
+            report.errors += [f"{k}: {reason}" for k in late]
+            _mark(engine, [Mark(k, TouchStatus.FAILED, error=reason) for k in late])
         report.awaiting += sum(1 for k in verdict.waiting if allowed[k])
         report.suppressed += len(opted_out)
         _mark(engine, opted_out)
@@ -200,6 +257,62 @@ def _deliver_batch(
         batch,
         lambda receipts: _record_receipts(engine, receipts, contact_of, channel_name, report, started),
     )
+
+
+def _apply_window(
+    engine: Engine,
+    due: pd.DataFrame,
+    channels: Mapping[str, Any],
+    window: Window,
+    at: datetime,
+    report: DeliveryReport,
+) -> pd.DataFrame:
+    """Expire what is past its day, hold what cannot reach the recipient inside their window now;
+    the rows left are handed over (ambiguous `sending` rows are left to reconciliation)."""
+    zones = due["zone"].fillna(window.default_zone).astype(str)
+    send_at = pd.to_datetime(due["send_at"], utc=True)
+    created = pd.to_datetime(due["created_at"], utc=True)
+    day_end = pd.Series(pd.NaT, index=due.index, dtype="datetime64[ns, UTC]")
+    open_now = pd.Series(False, index=due.index)
+    for zone, rows in zones.groupby(zones).groups.items():
+        local = send_at[rows].dt.tz_convert(str(zone))
+        # The local midnight that ends the intended day (a calendar day: DST days have 23 or 25 hours).
+        midnight = local.dt.tz_localize(None).dt.normalize() + pd.Timedelta(days=1)
+        day_end[rows] = midnight.dt.tz_localize(
+            str(zone), ambiguous=np.ones(len(midnight), dtype=bool), nonexistent="shift_forward"
+        ).dt.tz_convert("UTC")
+        # Business hours now, in that zone: the first instant at or after `at` inside them is `at`.
+        open_now[rows] = send_time(at, ZoneInfo(str(zone)), window.hours) == at
+    deadline = day_end + window.grace
+    due = due.assign(deadline=deadline)
+    pending = due["status"] == TouchStatus.PENDING
+    stamp = pd.Timestamp(at)
+    # Recorded after its day had ended: a backfill, never sent. (A record stamped later than the
+    # delivery's clock comes from the simulator, which plays past days at their own times.)
+    backfilled = created.notna() & (created >= day_end) & (created <= stamp)
+    expired = pending & ((deadline <= stamp) | backfilled)
+    if expired.any():
+        with engine.begin() as connection:
+            keys = due.loc[expired, "key"].tolist()
+            done = claims.expire(connection, TOUCHES, keys, "its day passed before it could be sent")
+        report.expired += len(done)
+    is_due = send_at <= stamp
+    schedulable = pd.Series(
+        [
+            not is_due[i] and bool(getattr(channels.get(c), "can_schedule", _never)(s.to_pydatetime(), at))
+            for i, c, s in zip(due.index, due["channel"], send_at, strict=True)
+        ],
+        index=due.index,
+        dtype=bool,
+    )
+    handed = (is_due & open_now) | schedulable
+    held = pending & ~expired & ~handed
+    report.held += int(held.sum())
+    return due[~pending | (~expired & handed)]
+
+
+def _never(send_at: datetime, now: datetime) -> bool:
+    return False
 
 
 def _record_receipts(

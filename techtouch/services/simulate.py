@@ -3,7 +3,8 @@
 Each simulated day: usage moves on (a week-ago copy, recovered accounts back to their
 baseline), customers respond to yesterday's messages (open, click, answer a survey),
 some configure, go live or sign their renewal, and then the real daily run decides.
-Nothing is rendered or sent: pending touches are marked sent, so a year runs in minutes.
+Nothing is rendered or sent: pending touches are marked sent, so a year runs in minutes. With
+`deliver` (the demo), each simulated day is delivered at its own due times instead.
 
 The copy lives in a temporary folder that is removed when the simulation ends (it holds every
 contact's data), whether it succeeds or raises, unless `keep` asks for it; a `workdir` given by
@@ -166,7 +167,10 @@ def _simulate(
             advance_usage(engine, day)
             _respond(engine, day, model, rng)
             if deliver:
-                run_day(sim, journeys, day)
+                # Each simulated day is delivered at its own times (the run, then every due time up
+                # to the next day's run), never at today's: today would expire it all as too late.
+                until = min(sim.instant(day + timedelta(days=1)), datetime.now(UTC))
+                run_day(sim, journeys, day, now=sim.instant(day), play_until=until)
             else:
                 run_journeys(engine, sim_settings, journeys, day, sim.instant(day))
                 with engine.begin() as connection:

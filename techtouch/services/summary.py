@@ -42,6 +42,8 @@ def report_dict(report: RunReport) -> dict[str, Any]:
             "opted_out": delivery.opted_out,
             "suppressed": delivery.suppressed,
             "failed": delivery.failed,
+            "expired": delivery.expired,  # their day had passed (a backfill, a worker down): never sent
+            "held": delivery.held,  # not yet due, or due outside business hours: the hourly deliver
             "errors": delivery.errors[:50],
         },
     }
@@ -127,7 +129,9 @@ def delivery_markdown(delivery: DeliveryReport, channel: str, as_of: str) -> str
         f"# Delivery ({channel}) — {as_of}",
         "",
         f"Sent: **{delivery.sent.get(channel, 0)}**; reconciled after a crash: {delivery.reconciled}; "
-        f"suppressed at send time: {delivery.suppressed}; failed: {delivery.failed}.",
+        f"suppressed at send time: {delivery.suppressed}; failed: {delivery.failed}; "
+        f"expired (their day had passed): {delivery.expired}; "
+        f"held for their send time (the hourly deliver sends them): {delivery.held}.",
     ]
     if delivery.errors:
         lines += ["", "## Failures (first 20)", "", *(f"- `{e}`" for e in delivery.errors[:20])]

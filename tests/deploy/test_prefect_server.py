@@ -82,6 +82,11 @@ def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "COLUMNS": "250",  # Rich tables of the CLI: full names, not "daily 2026-…"
         "TECHTOUCH_DATABASE_URL": f"sqlite:///{tmp_path / 'techtouch.db'}",
         "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox"),
+        # The daily run of AS_OF is delivered at AT (the outbox's replay clock) with business
+        # hours all day: whenever the suite runs, what it records is due then.
+        "TECHTOUCH_DELIVERY__BUSINESS_START": "00:00",
+        "TECHTOUCH_DELIVERY__BUSINESS_END": "23:59",
+        "TECHTOUCH_DELIVERY__BUSINESS_DAYS": "[0,1,2,3,4,5,6]",
     }
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
@@ -175,7 +180,11 @@ def test_deploy_from_prefect_yaml_and_run_daily_on_a_worker(
     # The server's scheduler (not a manual run) creates upcoming runs of the active deployments:
     # SQLAlchemy 2.1 breaks exactly this in Prefect 3.8 while manual runs keep working.
     ids = deployment_ids(prefect_env)
-    active = {ids["morning@flows/daily.py:daily"], ids["weekdays@flows/csm_digest.py:csm_digest"]}
+    active = {
+        ids["morning@flows/daily.py:daily"],
+        ids["weekdays@flows/csm_digest.py:csm_digest"],
+        ids["hourly@flows/deliver.py:deliver"],
+    }
     wait_until(lambda: active <= set(scheduled_runs(prefect_env)), 120, "scheduled runs")
     inactive = {ids["onboarding@flows/journey.py:journey"], ids["morning@flows/health.py:health"]}
     assert not inactive & set(scheduled_runs(prefect_env)), "inactive schedules create no runs"
@@ -190,7 +199,7 @@ def test_deploy_from_prefect_yaml_and_run_daily_on_a_worker(
         start_new_session=True,
     )
     try:
-        params = json.dumps({"as_of": AS_OF.isoformat()})
+        params = json.dumps({"as_of": AS_OF.isoformat(), "deliver_at": "2026-11-02T16:00:00+00:00"})
         prefect(prefect_env, "deployment", "run", "daily/morning", "--params", params, "--watch")
         first = counts(url)
         assert first["touches"] > 0 and first["ctas"] > 0 and first["sent"] > 0, first

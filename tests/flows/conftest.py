@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,14 @@ from sqlalchemy import Engine
 from techtouch.services.seed import seed
 
 AS_OF = date(2026, 11, 2)  # a Monday
+# The flows deliver as at this instant of AS_OF (`deliver_at`: the outbox's replay clock), with
+# business hours all day: what a run records for AS_OF is due then, whenever the suite runs.
+AT = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+ALL_DAY = {
+    "TECHTOUCH_DELIVERY__BUSINESS_START": "00:00",
+    "TECHTOUCH_DELIVERY__BUSINESS_END": "23:59",
+    "TECHTOUCH_DELIVERY__BUSINESS_DAYS": "[0,1,2,3,4,5,6]",
+}
 ACCOUNTS = 150
 
 
@@ -30,8 +38,10 @@ def prefect_api() -> Iterator[None]:
 
 
 @pytest.fixture
-def seeded(engine: Engine, env: dict[str, str], prefect_api: None) -> Engine:
+def seeded(engine: Engine, env: dict[str, str], prefect_api: None, monkeypatch: pytest.MonkeyPatch) -> Engine:
     """A seeded customer base; the flows find it (and this test's outbox) through the environment."""
+    for name, value in ALL_DAY.items():
+        monkeypatch.setenv(name, value)
     seed(engine, accounts=ACCOUNTS, seed=5, days=90, as_of=AS_OF, high_touch_arr=100_000)
     return engine
 

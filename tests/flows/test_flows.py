@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,10 +12,11 @@ from sqlalchemy import Engine, text
 
 from flows.csm_digest import csm_digest
 from flows.daily import daily
+from flows.deliver import deliver
 from flows.health import health
 from flows.journey import journey
 from tasks.runtime import runtime_settings
-from tests.flows.conftest import ACCOUNTS, AS_OF
+from tests.flows.conftest import ACCOUNTS, AS_OF, AT
 
 
 def scalar(engine: Engine, sql: str, **params: object) -> int:
@@ -35,7 +36,7 @@ def emails_in(outbox: Path) -> list[str]:
 def test_daily_scores_health_runs_every_journey_and_a_rerun_sends_nothing(
     seeded: Engine, outbox: Path
 ) -> None:
-    result = daily(as_of=AS_OF)
+    result = daily(as_of=AS_OF, deliver_at=AT)
 
     assert set(result["journeys"]) == {"onboarding", "renewal", "risk", "advocacy"}
     assert scalar(seeded, "SELECT COUNT(*) FROM health_snapshots WHERE as_of = :d", d=AS_OF) == ACCOUNTS
@@ -48,7 +49,7 @@ def test_daily_scores_health_runs_every_journey_and_a_rerun_sends_nothing(
     before, files = touch_rows(seeded), emails_in(outbox)
     ctas = scalar(seeded, "SELECT COUNT(*) FROM ctas")
 
-    again = daily(as_of=AS_OF)
+    again = daily(as_of=AS_OF, deliver_at=AT)
 
     assert touch_rows(seeded) == before
     assert emails_in(outbox) == files
@@ -57,7 +58,7 @@ def test_daily_scores_health_runs_every_journey_and_a_rerun_sends_nothing(
 
 
 def test_artifacts_count_steps_and_ctas_and_carry_no_contact_details(seeded: Engine) -> None:
-    daily(as_of=AS_OF)
+    daily(as_of=AS_OF, deliver_at=AT)
 
     table = Artifact.get("renewal-steps")
     summary = Artifact.get("renewal-run")
@@ -93,7 +94,7 @@ def test_artifacts_count_steps_and_ctas_and_carry_no_contact_details(seeded: Eng
 
 
 def test_a_single_journey_flow_touches_only_its_journey(seeded: Engine) -> None:
-    result = journey("renewal", as_of=AS_OF)
+    result = journey("renewal", as_of=AS_OF, deliver_at=AT)
 
     assert list(result["journeys"]) == ["renewal"]
     assert scalar(seeded, "SELECT COUNT(*) FROM touches WHERE journey <> 'renewal'") == 0
@@ -113,7 +114,7 @@ def test_a_dry_run_records_and_sends_nothing(seeded: Engine, outbox: Path) -> No
 def test_shards_split_the_accounts_and_together_do_what_one_run_does(seeded: Engine) -> None:
     per_shard = []
     for shard in range(3):
-        journey("advocacy", as_of=AS_OF, shard=shard, shards=3)
+        journey("advocacy", as_of=AS_OF, shard=shard, shards=3, deliver_at=AT)
         with seeded.connect() as connection:
             per_shard.append(
                 {r[0] for r in connection.execute(text("SELECT DISTINCT account_id FROM enrollments"))}
@@ -126,7 +127,7 @@ def test_shards_split_the_accounts_and_together_do_what_one_run_does(seeded: Eng
     with seeded.begin() as connection:
         for table in ("ctas", "touches", "enrollments"):
             connection.execute(text(f"DELETE FROM {table}"))
-    journey("advocacy", as_of=AS_OF)
+    journey("advocacy", as_of=AS_OF, deliver_at=AT)
     assert {key for key, _ in touch_rows(seeded)} == {key for key, _ in sharded}
 
 
@@ -136,7 +137,7 @@ def test_a_bad_shard_or_journey_fails_the_run_before_anything_is_written(seeded:
     with pytest.raises(ValueError, match=r"unknown journey.*nope.*known: "):
         daily(as_of=AS_OF, journeys=["renewal", "nope"])
     with pytest.raises(ValueError, match=r"unknown journey.*nope.*known: "):
-        journey("nope", as_of=AS_OF)
+        journey("nope", as_of=AS_OF, deliver_at=AT)
     assert scalar(seeded, "SELECT COUNT(*) FROM touches") == 0
 
 
@@ -154,7 +155,7 @@ def test_csm_digest_emails_each_csm_once_a_day_and_routes_the_queue_to_its_owner
     seeded: Engine, outbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TECHTOUCH_QUEUE_OWNER", "cs.lead@techtouch.example")
-    daily(as_of=AS_OF)  # 07:00: CTAs are created; 08:00: the digest tells their owners
+    daily(as_of=AS_OF, deliver_at=AT)  # 07:00: CTAs are created; 08:00: the digest tells their owners
     with seeded.connect() as connection:
         due = connection.execute(
             text(
@@ -245,5 +246,33 @@ def test_a_flow_run_on_a_database_without_accounts_fails_with_the_reason(
 ) -> None:
     """A worker pointed at the wrong (empty) database must not look like a quiet success."""
     with pytest.raises(Exception, match=r"no accounts in .*TECHTOUCH_DATABASE_URL"):
-        daily(as_of=AS_OF)
+        daily(as_of=AS_OF, deliver_at=AT)
     assert scalar(engine, "SELECT COUNT(*) FROM touches") == 0
+
+
+def test_the_hourly_deliver_flow_sends_what_the_daily_run_could_not_yet_give_the_outbox(
+    seeded: Engine, outbox: Path
+) -> None:
+    """The outbox sends at once, so the daily run hands it only what is due; `deliver` the rest."""
+    early = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)  # before the 07:00 run's send times
+    result = daily(as_of=AS_OF, deliver_at=early)
+    held = scalar(seeded, "SELECT COUNT(*) FROM touches WHERE status = 'pending'")
+    assert result["sent"] == {"email": 0, "sms": 0} and held > 0 and emails_in(outbox) == []
+
+    delivered = deliver(at=AT)
+
+    assert scalar(seeded, "SELECT COUNT(*) FROM touches WHERE status = 'pending'") == 0
+    sent = scalar(seeded, "SELECT COUNT(*) FROM touches WHERE status = 'sent'")
+    assert sent == held and len(emails_in(outbox)) == delivered["sent"]["email"] > 0
+
+
+def test_a_replayed_delivery_clock_is_refused_with_a_provider_channel(
+    seeded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider sends at the real time: `deliver_at` would lie about when mail goes out."""
+    monkeypatch.setenv("TECHTOUCH_EMAIL_CHANNEL", "sendgrid")
+    monkeypatch.setenv("TECHTOUCH_SENDGRID_API_KEY", "SG.never-used")
+    monkeypatch.setenv("TECHTOUCH_SECRET_KEY", "flow-test-secret")
+    with pytest.raises(Exception, match="outbox only"):
+        daily(as_of=AS_OF, deliver_at=AT)
+    assert scalar(seeded, "SELECT COUNT(*) FROM touches") == 0  # refused before anything was recorded

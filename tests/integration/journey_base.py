@@ -124,7 +124,9 @@ class Base:
                 ],
             )
 
-    def run(self, as_of: date, *names: str, dry_run: bool = False) -> RunReport:
+    def run(self, as_of: date, *names: str, dry_run: bool = False, real_clock: bool = False) -> RunReport:
+        """Run `as_of` on its own clock (delivered at its run, then as the hourly delivery would until
+        the next day's run), or with `real_clock` as `techtouch run` would deliver it now."""
         if not self.catalog:
             self.catalog = load_catalog([JOURNEYS])
         chosen = (
@@ -133,7 +135,16 @@ class Base:
             else sorted(self.catalog.values(), key=lambda j: j.spec.priority)
         )
         app = bootstrap.build(self.settings, engine=self.engine, catalog=self.catalog)
-        return run_day(app, chosen, as_of, dry_run=dry_run)
+        if real_clock:
+            return run_day(app, chosen, as_of, dry_run=dry_run)
+        return run_day(
+            app,
+            chosen,
+            as_of,
+            dry_run=dry_run,
+            now=app.instant(as_of),
+            play_until=app.instant(as_of + timedelta(days=1)) - timedelta(seconds=1),
+        )
 
 
 def settings_for(engine: Engine, outbox: Path, **overrides: Any) -> Settings:

@@ -124,10 +124,13 @@ def lived(cli_env: dict[str, str], db_url: str, tmp_path: Path) -> dict[str, str
     for kind, path in files.items():
         ok(cli_env, "import", kind, path)
     ok(cli_env, "run", "--all", "--as-of", str(D0))
+    # The outbox takes only what is due: the hourly delivery, played at the afternoon of each day.
+    ok(cli_env, "deliver", "--at", f"{D0}T15:00:00+00:00")
     answer = [["a1", "c1", f"{D0 + timedelta(days=1)}T10:00:00Z", "survey", "renewal:not_likely"]]
     ok(cli_env, "import", "events", write(tmp_path / "answer.csv", events, answer))
     for offset in range(1, 4):
         ok(cli_env, "run", "--all", "--as-of", str(D0 + timedelta(days=offset)))
+        ok(cli_env, "deliver", "--at", f"{D0 + timedelta(days=offset)}T15:00:00+00:00")
     ok(cli_env, "health", "--as-of", str(D0 + timedelta(days=3)))
     engine = make_engine(db_url)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -112,8 +113,12 @@ def listing(env: dict[str, str], *args: str) -> list[dict]:
 
 def test_import_run_and_list_end_to_end(cli_env: dict[str, str], imported: dict[str, str]) -> None:
     for offset in range(4):
-        result = techtouch(cli_env, "run", "--all", "--as-of", str(D0 + timedelta(days=offset)))
+        day = D0 + timedelta(days=offset)
+        result = techtouch(cli_env, "run", "--all", "--as-of", str(day))
         assert result.returncode == 0, result.stderr
+        # The outbox only gets what is due: the hourly delivery, played at 15:00 in Paris that day.
+        delivered = techtouch(cli_env, "deliver", "--at", f"{day}T15:00+01:00", "--json")
+        assert delivered.returncode == 0, delivered.stderr
     touches = listing(cli_env, "touches")
     renewal = [t for t in touches if t["journey"] == "renewal"]
     assert {t["account_id"] for t in renewal} == {f"a{i}" for i in range(6)}
@@ -156,6 +161,15 @@ def test_two_runs_at_the_same_time_create_no_duplicates(
     ]
     outputs = [p.communicate(timeout=300) for p in runs]
     assert [p.returncode for p in runs] == [0, 0, 0], outputs
+    deliver = [sys.executable, "-m", "techtouch", "deliver", "--at", f"{D0}T15:00+01:00"]
+    deliveries = [
+        subprocess.Popen(
+            deliver, env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=300) for p in deliveries]
+    assert [p.returncode for p in deliveries] == [0, 0, 0], outputs
     touches = listing(cli_env, "touches")
     keys = [t["key"] for t in touches]
     assert len(keys) == len(set(keys)) and len(keys) >= 6
@@ -257,3 +271,23 @@ def test_a_run_on_a_database_without_accounts_warns_instead_of_passing_for_a_suc
     assert "warning: no accounts in" in " ".join(result.stderr.split())
     assert "TECHTOUCH_DATABASE_URL" in result.stderr
     assert json.loads(result.stdout)["accounts"] == 0
+
+
+def test_check_refuses_an_email_without_unsubscribe_and_a_misspelt_survey(tmp_path: Path) -> None:
+    env = dict(os.environ)  # check needs no database
+    templates, journey = tmp_path / "templates", tmp_path / "renewal.yaml"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "renewal" / "reminder.email.html").write_text("<html><body><p>Hi</p></body></html>\n")
+    journey.write_text(
+        (ROOT / "config" / "journeys" / "renewal.yaml")
+        .read_text()
+        .replace('done_when: "survey.renewal is answered"', 'done_when: "survey.renewl is answered"')
+    )
+    result = techtouch(env | {"TECHTOUCH_TEMPLATES_DIR": str(templates)}, "check", str(journey))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"{journey}:45:47: {templates}/renewal/reminder.email.html: an email must carry the unsubscribe "
+        'link, <a href="{{ links.unsubscribe }}">: extend _layout.email.html, whose footer has it',
+        f"{journey}:30:17: milestones.0.done_when: unknown survey 'renewl': no template a journey sends "
+        "offers it and no import brings it; did you mean 'renewal'?",
+    ]

@@ -79,6 +79,11 @@ def env(
         "TECHTOUCH_TWILIO_MESSAGING_SERVICE_SID": SERVICE_SID,
         "TECHTOUCH_TWILIO_BASE_URL": twilio.base_url,
         "TECHTOUCH_TWILIO_MPS": "50",
+        # Runs deliver at the real clock: business hours all day, every day, so that the time the
+        # suite runs at decides nothing (test_delivery_window covers the hours themselves).
+        "TECHTOUCH_DELIVERY__BUSINESS_START": "00:00",
+        "TECHTOUCH_DELIVERY__BUSINESS_END": "23:59",
+        "TECHTOUCH_DELIVERY__BUSINESS_DAYS": "[0,1,2,3,4,5,6]",
     }
 
 
@@ -194,13 +199,15 @@ def test_provider_feedback_changes_what_the_next_runs_do(
     assert opens == 1
     assert bool(engagement.loc[engagement["milestone"] == "announce", "opened"].sum() == 1)
 
-    # a1's admin clicks "unsure" in the email: a signed one-click survey link.
+    # a1's admin clicks "unsure" in the email (a signed survey link) and confirms it on the page.
     signer = LinkSigner(PUBLIC_URL, SECRET.encode())
     unsure = signer.survey("a1", "c1", "renewal", "unsure")
     assert unsure in sendgrid.by_key()[announce["a1"].key].html
-    page = client.get(urlsplit(unsure).path)
-    assert page.status_code == 200 and "thank" in page.text.lower()
-    assert client.get(urlsplit(unsure).path).status_code == 200  # a second click is idempotent
+    page = client.get(urlsplit(unsure).path)  # what a mail scanner sees too: nothing is recorded
+    assert page.status_code == 200 and "confirm" in page.text.lower()
+    confirmed = client.post(urlsplit(unsure).path, data={"answer": "unsure"})
+    assert confirmed.status_code == 200 and "thank" in confirmed.text.lower()
+    assert client.post(urlsplit(unsure).path, data={"answer": "unsure"}).status_code == 200  # idempotent
     # a2's admin texts STOP; a3's admin unsubscribes from email with one click (RFC 8058).
     stop = {
         "MessageSid": "SM" + "2" * 32,

@@ -60,6 +60,7 @@ MIGRATION = ROOT / "techtouch/adapters/db/migrations/versions/0001_initial_schem
                 "suppressed",
                 "opened",
                 "clicked",
+                "expired",
             ],
         ),
         (DeliveryStatus, ["delivered", "opened", "clicked", "bounced", "dropped", "undelivered", "failed"]),

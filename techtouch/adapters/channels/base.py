@@ -5,6 +5,11 @@ Twilio status callback URL). Delivery marks a touch `sending` before `send` and 
 receipt after it; a crash in between leaves it ambiguous, and `reconcile` answers, for such
 messages, which ones the provider already has. A channel whose provider can be asked says so
 with `reconcile_is_authoritative`; otherwise webhook events and a grace period decide.
+
+`can_schedule(send_at, now)` says whether the channel holds a message handed over at `now` until
+its `send_at` (SendGrid up to 72 hours ahead; Twilio through a Messaging Service, 15 minutes to
+35 days ahead; the outbox never). Delivery hands a channel a message before it is due only then:
+what a channel cannot hold waits for the delivery that runs when it falls due.
 """
 
 from __future__ import annotations
@@ -68,6 +73,10 @@ class EmailChannel(Protocol):
         """Receipts for the messages (attempted at or after `since`) the provider already has."""
         ...
 
+    def can_schedule(self, send_at: datetime, now: datetime) -> bool:
+        """Whether a message handed over at `now` is held by the provider until `send_at`."""
+        ...
+
 
 @runtime_checkable
 class SmsChannel(Protocol):
@@ -81,4 +90,8 @@ class SmsChannel(Protocol):
 
     def reconcile(self, batch: Sequence[OutboundSms], since: datetime) -> dict[str, Receipt]:
         """Receipts for the messages (attempted at or after `since`) the provider already has."""
+        ...
+
+    def can_schedule(self, send_at: datetime, now: datetime) -> bool:
+        """Whether a message handed over at `now` is held by the provider until `send_at`."""
         ...

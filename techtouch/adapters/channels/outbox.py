@@ -179,6 +179,10 @@ class OutboxEmailChannel:
     name = "outbox"
     reconcile_is_authoritative = True  # the file is the delivery
 
+    def can_schedule(self, send_at: datetime, now: datetime) -> bool:
+        """Never: a file is written at once, so the outbox only gets what is due."""
+        return False
+
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.email_dir = self.directory / "email"
@@ -223,6 +227,10 @@ class OutboxSmsChannel:
 
     name = "outbox"
     reconcile_is_authoritative = True  # the file is the delivery
+
+    def can_schedule(self, send_at: datetime, now: datetime) -> bool:
+        """Never: a file is written at once, so the outbox only gets what is due."""
+        return False
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)

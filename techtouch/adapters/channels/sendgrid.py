@@ -15,7 +15,7 @@ tag prefix, or one with an empty text or HTML part goes alone in a request with 
 `send_at` (unix seconds): omitted when due (SendGrid sends at once). SendGrid refuses a `send_at`
 more than 72 hours ahead; such a message is scheduled `SCHEDULE_LIMIT` (71 h, leaving room for
 retries and clock skew) from now, that is early rather than never, and a warning names its touch.
-The delivery layer should not hand over messages due later than that.
+The delivery layer does not hand over messages due later than that (`can_schedule`).
 
 Faults, per request: 429 and 5xx (and a connection that could not be made: nothing was sent)
 are retried under the one policy of techtouch.adapters.retry: `Retry-After` honoured when present,
@@ -296,6 +296,10 @@ class SendGridChannel:
                 counts["unknown"],
             )
         return ordered
+
+    def can_schedule(self, send_at: datetime, now: datetime) -> bool:
+        """`send_at` up to `SCHEDULE_LIMIT` (71 h, SendGrid allows 72) after `now`."""
+        return 0 < (send_at - now).total_seconds() <= SCHEDULE_LIMIT
 
     def reconcile(self, batch: Sequence[Any], since: datetime | None = None) -> dict[str, Receipt]:
         """Always {}: SendGrid cannot be asked by touch key; webhook events settle ambiguity."""

@@ -13,7 +13,8 @@ Scheduling: Twilio sends a message later itself only through a Messaging Service
 `fixed`, SendAt between 15 minutes and 35 days after the request reaches Twilio). A message whose
 `send_at` is far enough ahead (with a minute of margin at each end) is scheduled when a Messaging
 Service is configured; every other message, including one due in ten minutes or sent from a plain
-number, is sent now.
+number, is sent now. `can_schedule` tells delivery which messages Twilio can hold: delivery hands over
+the others only once they are due.
 
 Faults: 429 and 5xx are retried under the one policy of techtouch.adapters.retry (`Retry-After`
 wins when Twilio sends it, else exponential backoff with full jitter, every wait capped at 300 s)
@@ -366,12 +367,16 @@ class TwilioChannel:
         query = [*parse_qsl(parts.query, keep_blank_values=True), ("touch_key", key)]
         return urlunsplit(parts._replace(query=urlencode(query)))
 
+    def can_schedule(self, send_at: datetime, now: datetime) -> bool:
+        """Only through a Messaging Service, `send_at` 16 minutes to 35 days less an hour after `now`
+        (Twilio's window with margins); a from-number sends at once, so it only gets what is due."""
+        if not self.messaging_service_sid:
+            return False
+        return _SCHEDULE_MIN <= _aware(send_at, "send_at") - now <= _SCHEDULE_MAX
+
     def schedule_for(self, send_at: datetime) -> datetime | None:
         """When to let Twilio hold the message (a Messaging Service and send_at in its window)."""
-        if not self.messaging_service_sid:
-            return None
-        lead = _aware(send_at, "send_at") - self._now()
-        return send_at.astimezone(UTC) if _SCHEDULE_MIN <= lead <= _SCHEDULE_MAX else None
+        return send_at.astimezone(UTC) if self.can_schedule(send_at, self._now()) else None
 
     # -- send -----------------------------------------------------------------------------------
 

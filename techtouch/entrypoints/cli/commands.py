@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -68,7 +69,7 @@ def import_file(
     tt = application()
     cfg, engine = tt.settings, tt.engine
     with _progress() as progress:
-        task = progress.add_task(f"importing {kind} from {path.name}", total=None)
+        task = progress.add_task(f"importing {kind} from {escape(path.name)}", total=None)
         try:
             result = import_csv(
                 engine,
@@ -81,7 +82,7 @@ def import_file(
             for problem in exc.problems:
                 err.print(problem, highlight=False, markup=False, soft_wrap=True)
             raise UserError(str(exc)) from None
-    out.print(f"imported {result.rows} {kind} rows from {path}")
+    out.print(f"imported {result.rows} {kind} rows from {path}", markup=False, highlight=False)
 
 
 @app.command("seed")
@@ -152,6 +153,57 @@ def health_command(
     out.print(
         f"median score {summary['median_score']}; "
         f"{summary['usage_drop_30pct']} accounts with usage down 30 % or more over 30 days"
+    )
+
+
+@app.command("deliver")
+def deliver_command(
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="deliver as at this instant (ISO 8601 with an offset), to replay or test a day; "
+            "outbox only: a provider sends at its own time",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the delivery report as JSON")] = False,
+) -> None:
+    """Send what has fallen due (the hourly `deliver` deployment, by hand); expire what is past its day."""
+    from datetime import datetime
+
+    from techtouch.services.app import ConfigurationError
+    from techtouch.services.day import ReplayRefused, deliver_due, replay_clock
+
+    tt = application()
+    now = None
+    if at is not None:
+        try:
+            now = replay_clock(tt, datetime.fromisoformat(at))
+        except ReplayRefused as exc:
+            raise UserError(str(exc)) from None
+        except ValueError:
+            raise typer.BadParameter("must be an ISO 8601 instant, e.g. 2027-01-04T15:00+01:00") from None
+    try:
+        report, _ = deliver_due(tt, now=now)
+    except ConfigurationError as exc:
+        raise UserError(str(exc)) from None
+    counts = {
+        "sent": dict(report.sent),
+        "reconciled": report.reconciled,
+        "suppressed": report.suppressed,
+        "failed": report.failed,
+        "expired": report.expired,
+        "held": report.held,
+        "errors": report.errors[:50],
+    }
+    if as_json:
+        typer.echo(json.dumps(counts))
+        return
+    out.print(
+        f"sent {report.sent.get('email', 0)} email and {report.sent.get('sms', 0)} SMS; "
+        f"{report.expired} expired (their day had passed), {report.held} held until due, "
+        f"{report.suppressed} suppressed, {report.failed} failed",
+        highlight=False,
     )
 
 

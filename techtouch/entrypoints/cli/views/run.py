@@ -65,13 +65,26 @@ def report_tables(report: RunReport) -> list[Table]:
         tables.append(steps_table)
     if report.delivery is not None:
         d = report.delivery
-        delivery = Table("sent email", "sent sms", "reconciled", "suppressed", "failed", title="Delivery")
+        delivery = Table(
+            "sent email",
+            "sent sms",
+            "reconciled",
+            "suppressed",
+            "failed",
+            "expired",
+            "held",
+            title="Delivery",
+            caption="expired: their day had passed, never sent; held: sent when due (`techtouch deliver`)",
+            caption_justify="left",
+        )
         delivery.add_row(
             str(d.sent.get("email", 0)),
             str(d.sent.get("sms", 0)),
             str(d.reconciled),
             str(d.suppressed),
             str(d.failed),
+            str(d.expired),
+            str(d.held),
         )
         tables.append(delivery)
     return tables
