@@ -45,8 +45,11 @@ test: lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
+# One table (and benchmarks/results/*.json): BENCH_SCALE=smoke|100k|1m, BENCH_DB=sqlite|postgresql.
+BENCH_SCALE ?= 100k
+BENCH_DB    ?= sqlite
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py --scale $(BENCH_SCALE) --db $(BENCH_DB)
 
 # mypy checks techtouch, flows and tasks ([tool.mypy] in pyproject.toml), strict on the domain.
 lint: $(STAMP)

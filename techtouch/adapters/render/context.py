@@ -65,9 +65,17 @@ def sender_context(settings: Settings, key: str | None, csm_email: str | None) -
 def context_builder(
     settings: Settings, accounts: pd.DataFrame, catalog: dict[str, CompiledJourney], secret: bytes
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A function from a pending touch row (with contact columns) to its template context."""
+    """A function from a pending touch row (with contact columns) to its template context.
+
+    Built once per account and per contact: an account's context and a contact's signed links are
+    made the first time a message needs them, and a survey link once per answer (the HTML and the
+    text part of a message print the same ones). Signing is deterministic, so the links are the same.
+    """
     public = settings.public_url.rstrip("/")
     cache: dict[str, dict[str, Any]] = {}  # contacts of one account share it; .loc per message is slow
+    contact_links: dict[str, dict[str, str]] = {}
+    survey_links: dict[tuple[str, str, str, str], str] = {}
+    milestone_titles: dict[tuple[str, str], str | None] = {}
 
     def account_for(account_id: str) -> dict[str, Any]:
         if account_id not in cache:
@@ -79,15 +87,23 @@ def context_builder(
         account_id = row["account_id"]
         account = account_for(account_id)
         journey = catalog.get(row["journey"])
-        milestone_title = None
-        if journey is not None:
-            found = [m.spec for m in journey.milestones if m.spec.id == row["milestone"]]
-            milestone_title = found[0].title if found else None
+        if (row["journey"], row["milestone"]) not in milestone_titles:
+            found = [m.spec for m in journey.milestones if m.spec.id == row["milestone"]] if journey else []
+            milestone_titles[row["journey"], row["milestone"]] = found[0].title if found else None
+        milestone_title = milestone_titles[row["journey"], row["milestone"]]
         contact_id = row["contact_id"]
         name = row.get("contact_name") or ""
+        if contact_id not in contact_links:
+            contact_links[contact_id] = {
+                "unsubscribe": links.unsubscribe_url(public, secret, contact_id),
+                "preferences": links.preferences_url(public, secret, contact_id),
+            }
 
         def survey_url(survey: str, answer: str | int) -> str:
-            return links.survey_url(public, secret, account_id, contact_id, survey, str(answer))
+            key = (account_id, contact_id, survey, str(answer))
+            if key not in survey_links:
+                survey_links[key] = links.survey_url(public, secret, *key)
+            return survey_links[key]
 
         return {
             "account": account,
@@ -101,10 +117,7 @@ def context_builder(
             "journey": {"id": row["journey"], "name": journey.spec.name if journey else row["journey"]},
             "milestone": {"id": row["milestone"], "title": milestone_title or row["milestone"]},
             "touch_key": row["key"],
-            "links": {
-                "unsubscribe": links.unsubscribe_url(public, secret, contact_id),
-                "preferences": links.preferences_url(public, secret, contact_id),
-            },
+            "links": dict(contact_links[contact_id]),
             "survey_url": survey_url,
         }
 

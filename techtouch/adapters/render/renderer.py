@@ -9,12 +9,23 @@ Every message is a set of files named after the journey's template id, e.g. `ren
 `renewal/announce.subject.txt`, `.email.html`, `.email.txt` for an email and `.sms.txt` for an SMS.
 HTML is autoescaped, text is not; a missing variable is an error (StrictUndefined), never empty text
 in front of a customer. The HTML part is CSS-inlined, because most mail clients drop <style> blocks.
+
+Speed (a daily run renders tens of thousands of messages): templates are compiled once per Renderer
+(no reload checks), and the stylesheet is inlined once per template shape rather than once per
+message. An HTML part is rendered with every printed value replaced by a numbered slot; the result
+(the template's markup for that path through its `if`s and `for`s) is CSS-inlined once and kept,
+and each message fills the slots of the inlined markup with its values, escaped as the inliner
+would have written them. A shape is checked against the plain path (render, then inline) the first
+time it is seen, and a shape whose slots could change what the stylesheet matches (a slot in a
+tag name, a class, id or style attribute, a <style> block, an unquoted attribute; attribute or
+pseudo-class selectors) always takes the plain path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,9 +42,12 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     nodes,
+    pass_eval_context,
     select_autoescape,
 )
+from jinja2.nodes import EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
 
 Channel = Literal["email", "sms"]
 
@@ -145,12 +159,16 @@ class Renderer:
 
     def __init__(self, templates_dir: Path):
         self.templates_dir = Path(templates_dir)
+        self._recording = threading.local()  # the slots of the HTML part being rendered, per thread
         self.environment = ImmutableSandboxedEnvironment(
             loader=FileSystemLoader(self.templates_dir.resolve()),  # absolute: errors map back to files
             undefined=StrictUndefined,
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # compiled once: a Renderer lives for one process (one run)
+            cache_size=-1,
+            finalize=self._finalize(),
         )
         # The smallest set of globals the templates need: the sandbox's bounded `range` only (no
         # cycler, joiner, namespace, lipsum, dict: nothing that leads back to Python objects).
@@ -158,6 +176,7 @@ class Renderer:
         self.environment.filters.update(FILTERS)
         # No <link> stylesheets are fetched: a render never goes to the network.
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
+        self._shapes: dict[str, _Shape | None] = {}  # rendered shape -> its inlined form (None: plain path)
         self._root = str(self.templates_dir.resolve())
         self._shown_root = _shown(self.templates_dir)
 
@@ -320,11 +339,48 @@ class Renderer:
 
     def _html(self, template: str, ctx: dict[str, Any]) -> str:
         name = f"{template}.email.html"
-        html = self._render(name, ctx)
+        slots: list[str] = []
+        self._recording.slots = slots
+        try:
+            skeleton = self._render(name, ctx)
+        finally:
+            self._recording.slots = None
+        if _ODD_VALUE.search("".join(slots)):  # a value the HTML parser would rewrite: the plain path
+            return self._inline(name, _fill_raw(skeleton, slots))
+        if skeleton in self._shapes:
+            shape = self._shapes[skeleton]
+            if shape is not None:
+                return shape.fill(slots)
+            return self._inline(name, _fill_raw(skeleton, slots))
+        plain = self._inline(name, _fill_raw(skeleton, slots))
+        shape = _Shape.make(skeleton, lambda html: self._inline(name, html))
+        if shape is not None and shape.fill(slots) != plain:
+            shape = None  # not equivalent for this message: this shape always takes the plain path
+        if len(self._shapes) >= _SHAPES_MAX:
+            self._shapes.clear()
+        self._shapes[skeleton] = shape
+        return plain
+
+    def _inline(self, name: str, html: str) -> str:
         try:
             return self._inliner.inline(html)
         except css_inline.InlineError as exc:
             raise TemplateProblem(self._show(name), f"CSS cannot be inlined: {exc}") from None
+
+    def _finalize(self) -> Callable[[EvalContext, Any], Any]:
+        """Jinja's hook on every printed value: while an HTML part records its slots, a value that is
+        not markup becomes a slot (markup, such as a macro's output, stays: it is the shape)."""
+        recording = self._recording
+
+        @pass_eval_context  # never called at compile time: constants are printed through it too
+        def finalize(eval_ctx: EvalContext, value: Any) -> Any:
+            slots = getattr(recording, "slots", None)
+            if slots is None or not eval_ctx.autoescape or hasattr(value, "__html__"):
+                return value
+            slots.append(str(value))  # an undefined value raises here, as it would when printed
+            return f"{_SLOT_OPEN}{len(slots) - 1}{_SLOT_CLOSE}"
+
+        return finalize
 
     def _sms_problems(self, template: str, ctx: dict[str, Any]) -> list[str]:
         name = f"{template}.sms.txt"
@@ -389,6 +445,109 @@ class Renderer:
         if filename is not None and not str(Path(filename).resolve()).startswith(self._root):
             return str(filename)
         return f"{self._shown_root}/{name}" if self._shown_root else name
+
+
+_SLOT_OPEN, _SLOT_CLOSE = "\ue000", "\ue001"  # private-use characters around a slot's number
+_SLOT = re.compile(f"{_SLOT_OPEN}(\\d+){_SLOT_CLOSE}")
+# Values the HTML parser would not keep as they are (CR, NUL) or that look like slots: plain path.
+_ODD_VALUE = re.compile(f"[\r\x00{_SLOT_OPEN}{_SLOT_CLOSE}]")
+_SHAPES_MAX = 2048
+_STRUCTURAL_ATTRIBUTES = {"class", "id", "style"}
+_STYLE_BLOCK = re.compile(r"<style\b[^>]*>(.*?)</style", re.IGNORECASE | re.DOTALL)
+_TAG_START = re.compile(r"<[A-Za-z/!?]")
+_ATTRIBUTE_NAME = re.compile(r"([^\s\"'<>/=]+)\s*=\s*$")
+
+
+def _fill_raw(skeleton: str, slots: list[str]) -> str:
+    """The HTML the plain path renders: each slot replaced by its value, escaped as Jinja escapes."""
+    return _SLOT.sub(lambda m: str(escape(slots[int(m.group(1))])), skeleton)
+
+
+def _escape_text(value: str) -> str:
+    """A value in text, as the inliner's serializer writes text."""
+    return value.replace("&", "&amp;").replace("\xa0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_attribute(value: str) -> str:
+    """A value in a double-quoted attribute, as the inliner's serializer writes attributes."""
+    return value.replace("&", "&amp;").replace("\xa0", "&nbsp;").replace('"', "&quot;")
+
+
+def _slot_places(html: str) -> list[tuple[int, str | None]] | None:
+    """Each slot of `html` in order: (number, attribute name or None for text); None when a slot sits
+    anywhere else (a tag or attribute name, an unquoted value, a comment, a raw-text element)."""
+    places: list[tuple[int, str | None]] = []
+    position, length = 0, len(html)
+    while position < length:
+        tag = _TAG_START.search(html, position)
+        end_text = tag.start() if tag else length
+        places += [(int(m.group(1)), None) for m in _SLOT.finditer(html, position, end_text)]
+        if tag is None:
+            break
+        if html.startswith(("<!--", "<script", "<style", "<textarea"), tag.start()):
+            close = {"<!--": "-->", "<script": "</script", "<style": "</style", "<textarea": "</textarea"}
+            opener = next(o for o in close if html.startswith(o, tag.start()))
+            finish = html.find(close[opener], tag.start())
+            finish = length if finish < 0 else finish
+            if _SLOT.search(html, tag.start(), finish):
+                return None
+            position = finish
+            continue
+        i, quote, value_start = tag.start() + 1, "", 0
+        while i < length:
+            char = html[i]
+            if quote:
+                if char == quote:
+                    attribute = _ATTRIBUTE_NAME.search(html, tag.start(), value_start - 1)
+                    for m in _SLOT.finditer(html, value_start, i):
+                        if attribute is None or attribute.group(1).lower() in _STRUCTURAL_ATTRIBUTES:
+                            return None
+                        places.append((int(m.group(1)), attribute.group(1)))
+                    quote = ""
+            elif char in "\"'":
+                quote, value_start = char, i + 1
+            elif char == ">":
+                break
+            elif char == _SLOT_OPEN:
+                return None
+            i += 1
+        position = i + 1
+    return places
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The inlined markup of one shape, cut at its slots: literal parts and (slot, in attribute)."""
+
+    parts: tuple[str, ...]
+    slots: tuple[tuple[int, bool], ...]
+
+    @classmethod
+    def make(cls, skeleton: str, inline: Callable[[str], str]) -> _Shape | None:
+        before = _slot_places(skeleton)
+        if before is None:
+            return None
+        for css in _STYLE_BLOCK.findall(skeleton):
+            selectors = re.sub(r"\{[^}]*\}", "", re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL))
+            if "[" in selectors or ":" in selectors or "@" in selectors:
+                return None  # the stylesheet could look at values, not only the shape
+        inlined = inline(skeleton)
+        after = _slot_places(inlined)
+        if after is None or sorted(n for n, _ in after) != sorted(n for n, _ in before):
+            return None
+        pieces = _SLOT.split(inlined)
+        return cls(
+            parts=tuple(pieces[0::2]),
+            slots=tuple((n, where is not None) for n, where in after),
+        )
+
+    def fill(self, values: list[str]) -> str:
+        out = [self.parts[0]]
+        for (number, in_attribute), part in zip(self.slots, self.parts[1:], strict=True):
+            value = values[number]
+            out.append(_escape_attribute(value) if in_attribute else _escape_text(value))
+            out.append(part)
+        return "".join(out)
 
 
 def _shown(directory: Path) -> str:
