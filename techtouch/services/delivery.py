@@ -194,6 +194,9 @@ def _deliver_batch(
 ) -> None:
     messages: dict[str, OutboundEmail | OutboundSms] = {}
     failures: list[Mark] = []
+    prepare = getattr(context_for, "prepare", None)
+    if prepare is not None:  # the batch's account contexts in one pass (ContextBuilder.prepare)
+        prepare(rows)
     for row in rows:
         try:
             context = context_for(row)
@@ -297,15 +300,7 @@ def _apply_window(
             done = claims.expire(connection, TOUCHES, keys, "its day passed before it could be sent")
         report.expired += len(done)
     is_due = send_at <= stamp
-    schedulable = pd.Series(
-        [
-            not is_due[i] and bool(getattr(channels.get(c), "can_schedule", _never)(s.to_pydatetime(), at))
-            for i, c, s in zip(due.index, due["channel"], send_at, strict=True)
-        ],
-        index=due.index,
-        dtype=bool,
-    )
-    handed = (is_due & open_now) | schedulable
+    handed = (is_due & open_now) | _schedulable(due["channel"], send_at, ~is_due, channels, at)
     held = pending & ~expired & ~handed
     report.held += int(held.sum())
     return due[~pending | (~expired & handed)]
@@ -313,6 +308,21 @@ def _apply_window(
 
 def _never(send_at: datetime, now: datetime) -> bool:
     return False
+
+
+def _schedulable(
+    channel: pd.Series, send_at: pd.Series, ahead: pd.Series, channels: Mapping[str, Any], at: datetime
+) -> pd.Series:
+    """Which rows not due yet (`ahead`) their channel can hold until `send_at` (`can_schedule`),
+    asked once per channel and distinct `send_at` (a rung's messages share a few send times)."""
+    result = np.zeros(len(channel), dtype=bool)
+    for name in channel[ahead].unique():
+        rows = (ahead & (channel == name)).to_numpy()
+        can = getattr(channels.get(name), "can_schedule", _never)
+        codes, moments = pd.factorize(send_at[rows], use_na_sentinel=False)
+        verdicts = np.array([bool(can(m.to_pydatetime(), at)) for m in moments], dtype=bool)
+        result[rows] = verdicts[codes]
+    return pd.Series(result, index=channel.index)
 
 
 def _record_receipts(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -30,7 +30,14 @@ def _number(value: Any, cast: Callable[[Any], Any] = float) -> Any:
     return None if value is None or pd.isna(value) else cast(value)
 
 
-def account_context(row: pd.Series, account_id: str) -> dict[str, Any]:
+# The columns of the accounts frame an account's context reads (a missing one reads as None).
+ACCOUNT_COLUMNS = (
+    "name", "segment", "arr", "renewal_date", "days_to_renewal", "usage_change_30d", "key_actions_30d",
+    "logins_14d", "active_users_7d", "health", "health_color", "csm_email",
+)  # fmt: skip
+
+
+def account_context(row: Mapping[str, Any] | pd.Series, account_id: str) -> dict[str, Any]:
     renewal = row.get("renewal_date")
     return {
         "id": account_id,
@@ -62,42 +69,102 @@ def sender_context(settings: Settings, key: str | None, csm_email: str | None) -
     return {"key": key or "success", "name": sender.name, "email": sender.email, "title": sender.title}
 
 
-def context_builder(
-    settings: Settings, accounts: pd.DataFrame, catalog: dict[str, CompiledJourney], secret: bytes
-) -> Callable[[dict[str, Any]], dict[str, Any]]:
+class AccountColumns:
+    """The columns of the accounts frame that account contexts read, taken out of the frame once
+    (numpy columns as views, no copy) and read by position: a batch of accounts is one vectorized
+    lookup of positions and one `take` per column, never a pandas row per account."""
+
+    def __init__(self, accounts: pd.DataFrame):
+        self.index = accounts.index
+        self.columns = {
+            name: accounts[name].array if isinstance(accounts[name].dtype, pd.api.extensions.ExtensionDtype)
+            else accounts[name].to_numpy(copy=False)
+            for name in ACCOUNT_COLUMNS
+            if name in accounts.columns
+        }  # fmt: skip
+
+    def contexts(self, account_ids: list[str]) -> list[dict[str, Any]]:
+        """The contexts of these accounts, in order. An id outside the frame is a KeyError (as .loc)."""
+        positions = self.index.get_indexer(pd.Index(account_ids))
+        if (positions < 0).any():
+            raise KeyError([a for a, p in zip(account_ids, positions, strict=True) if p < 0][:5])
+        taken = {name: list(values.take(positions)) for name, values in self.columns.items()}
+        names = list(taken)
+        return [
+            account_context(dict(zip(names, values, strict=True)), account_id)
+            for account_id, *values in zip(account_ids, *taken.values(), strict=True)
+        ]
+
+    def context(self, account_id: str) -> dict[str, Any]:
+        """One account's context, read by position (the same values `contexts` reads)."""
+        position = self.index.get_loc(account_id)  # a KeyError if it is not there
+        if not isinstance(position, int):  # accounts are indexed by their unique id
+            raise ValueError(f"account {account_id!r} is in the accounts frame more than once")
+        return account_context({name: values[position] for name, values in self.columns.items()}, account_id)
+
+
+class ContextBuilder:
     """A function from a pending touch row (with contact columns) to its template context.
 
     Built once per account and per contact: an account's context and a contact's signed links are
     made the first time a message needs them, and a survey link once per answer (the HTML and the
     text part of a message print the same ones). Signing is deterministic, so the links are the same.
+    `prepare` builds the account contexts of a whole batch of rows at once (delivery calls it per
+    batch); a row whose account was not prepared has it built alone, to the same value.
     """
-    public = settings.public_url.rstrip("/")
-    cache: dict[str, dict[str, Any]] = {}  # contacts of one account share it; .loc per message is slow
-    contact_links: dict[str, dict[str, str]] = {}
-    survey_links: dict[tuple[str, str, str, str], str] = {}
-    milestone_titles: dict[tuple[str, str], str | None] = {}
 
-    def account_for(account_id: str) -> dict[str, Any]:
-        if account_id not in cache:
-            # The accounts are indexed by their unique id: a label selects one row, never a frame.
-            cache[account_id] = account_context(cast(pd.Series, accounts.loc[account_id]), account_id)
-        return cache[account_id]
+    def __init__(
+        self,
+        settings: Settings,
+        accounts: pd.DataFrame,
+        catalog: dict[str, CompiledJourney],
+        secret: bytes,
+    ):
+        self.settings, self.catalog, self.secret = settings, catalog, secret
+        self.public = settings.public_url.rstrip("/")
+        self.frame = accounts
+        self._columns: AccountColumns | None = None  # taken on first use: a builder may build nothing
+        self.accounts: dict[str, dict[str, Any]] = {}  # contacts of one account share it
+        self.contact_links: dict[str, dict[str, str]] = {}
+        self.survey_links: dict[tuple[str, str, str, str], str] = {}
+        self.milestone_titles: dict[tuple[str, str], str | None] = {}
 
-    def build(row: dict[str, Any]) -> dict[str, Any]:
+    def prepare(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Build the account contexts of these rows' accounts not built yet, in one pass."""
+        missing = list(dict.fromkeys(r["account_id"] for r in rows if r["account_id"] not in self.accounts))
+        if missing:
+            self.accounts.update(zip(missing, self.columns.contexts(missing), strict=True))
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        if account_id not in self.accounts:
+            self.accounts[account_id] = self.columns.context(account_id)
+        return self.accounts[account_id]
+
+    @property
+    def columns(self) -> AccountColumns:
+        if self._columns is None:
+            self._columns = AccountColumns(self.frame)
+        return self._columns
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        settings, public, secret = self.settings, self.public, self.secret
         account_id = row["account_id"]
-        account = account_for(account_id)
-        journey = catalog.get(row["journey"])
+        account = self.account(account_id)
+        journey = self.catalog.get(row["journey"])
+        milestone_titles = self.milestone_titles
         if (row["journey"], row["milestone"]) not in milestone_titles:
             found = [m.spec for m in journey.milestones if m.spec.id == row["milestone"]] if journey else []
             milestone_titles[row["journey"], row["milestone"]] = found[0].title if found else None
         milestone_title = milestone_titles[row["journey"], row["milestone"]]
         contact_id = row["contact_id"]
         name = row.get("contact_name") or ""
+        contact_links = self.contact_links
         if contact_id not in contact_links:
             contact_links[contact_id] = {
                 "unsubscribe": links.unsubscribe_url(public, secret, contact_id),
                 "preferences": links.preferences_url(public, secret, contact_id),
             }
+        survey_links = self.survey_links
 
         def survey_url(survey: str, answer: str | int) -> str:
             key = (account_id, contact_id, survey, str(answer))
@@ -121,4 +188,9 @@ def context_builder(
             "survey_url": survey_url,
         }
 
-    return build
+
+def context_builder(
+    settings: Settings, accounts: pd.DataFrame, catalog: dict[str, CompiledJourney], secret: bytes
+) -> ContextBuilder:
+    """The context of each message of a run: see ContextBuilder."""
+    return ContextBuilder(settings, accounts, catalog, secret)
