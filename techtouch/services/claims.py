@@ -121,12 +121,11 @@ def expire(connection: Connection, ledger: Ledger, keys: Iterable[str], reason: 
     if not keys:
         return set()
     table = ledger.table
-    expired = getattr(ledger.statuses, "EXPIRED")  # noqa: B009 - digests have no such state
     return set(
         connection.scalars(
             update(table)
             .where(table.c.key.in_(keys), table.c.status == ledger.statuses.PENDING)
-            .values(status=expired, error=reason)
+            .values(status=TouchStatus.EXPIRED, error=reason)
             .returning(table.c.key)
         )
     )

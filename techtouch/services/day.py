@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from techtouch.adapters.db.models import Account, Contact, Touch, sql_in
+from techtouch.adapters.db.models import Account, Contact, Touch
 from techtouch.adapters.render.context import context_builder
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.plan import send_time
 from techtouch.domain.shards import ALL, Shard
-from techtouch.domain.statuses import TouchStatus
+from techtouch.domain.statuses import UNSETTLED_TOUCH_STATUSES, TouchStatus
 from techtouch.services.app import App
 from techtouch.services.delivery import DeliveryReport, Window, deliver
 from techtouch.services.runner import RunReport, RunState, load_run_state, run_journeys
@@ -83,14 +83,11 @@ def replay_clock(app: App, at: datetime) -> datetime:
 def unsettled_messages(app: App) -> int:
     """Email and SMS touches still `pending` or `sending` (what a delivery would look at)."""
     with app.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT COUNT(*) FROM touches WHERE channel IN ('email', 'sms') AND "
-                    + sql_in("status", (TouchStatus.PENDING, TouchStatus.SENDING))
-                )
-            ).scalar_one()
-        )
+        return connection.execute(
+            select(func.count())
+            .select_from(Touch)
+            .where(Touch.channel.in_(CHANNEL_NAMES), Touch.status.in_(UNSETTLED_TOUCH_STATUSES))
+        ).scalar_one()
 
 
 def deliver_due(

@@ -95,13 +95,6 @@ class AccountColumns:
             for account_id, *values in zip(account_ids, *taken.values(), strict=True)
         ]
 
-    def context(self, account_id: str) -> dict[str, Any]:
-        """One account's context, read by position (the same values `contexts` reads)."""
-        position = self.index.get_loc(account_id)  # a KeyError if it is not there
-        if not isinstance(position, int):  # accounts are indexed by their unique id
-            raise ValueError(f"account {account_id!r} is in the accounts frame more than once")
-        return account_context({name: values[position] for name, values in self.columns.items()}, account_id)
-
 
 class ContextBuilder:
     """A function from a pending touch row (with contact columns) to its template context.
@@ -137,7 +130,7 @@ class ContextBuilder:
 
     def account(self, account_id: str) -> dict[str, Any]:
         if account_id not in self.accounts:
-            self.accounts[account_id] = self.columns.context(account_id)
+            [self.accounts[account_id]] = self.columns.contexts([account_id])
         return self.accounts[account_id]
 
     @property
