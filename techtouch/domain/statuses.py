@@ -150,19 +150,39 @@ FINAL_DIGEST_STATUSES: tuple[DigestStatus, ...] = (DigestStatus.SENT, DigestStat
 
 
 class CtaStatus(StrEnum):
-    """`ctas.status`, exactly the values the CHECK constraint `ck_ctas_status` allows. A run writes
-    OPEN; the others are set outside the engine, by whoever works the CTA. There is no
-    `cancelled`: the constraint does not allow it, and adding it takes a migration."""
+    """`ctas.status`, exactly the values the CHECK constraint `ck_ctas_status` allows.
+
+    A run writes OPEN; a person moves it (techtouch.services.ctas): OPEN → IN_PROGRESS → DONE (with
+    an outcome), SNOOZED until a date (the run of that date reopens it), CANCELLED (not worth doing).
+    A run also closes a CTA whose cause went away (DONE, outcome `resolved_by_customer`).
+    """
 
     OPEN = "open"
     IN_PROGRESS = "in_progress"
     DONE = "done"
     SNOOZED = "snoozed"
+    CANCELLED = "cancelled"
 
 
 # Still someone's to act on (a snoozed CTA comes back): at most one per account and reason (the
 # partial unique index `uq_ctas_open_account_reason`), and what the CSM digest lists.
 OPEN_CTA_STATUSES: tuple[CtaStatus, ...] = (CtaStatus.OPEN, CtaStatus.IN_PROGRESS, CtaStatus.SNOOZED)
+CLOSED_CTA_STATUSES: tuple[CtaStatus, ...] = (CtaStatus.DONE, CtaStatus.CANCELLED)
+
+
+class CtaAction(StrEnum):
+    """`cta_history.action`: one row per change of a CTA, by a person or by a run (`techtouch`)."""
+
+    CREATED = "created"
+    STARTED = "started"
+    SNOOZED = "snoozed"
+    WOKE = "woke"  # its snooze date came: open again
+    DONE = "done"
+    CANCELLED = "cancelled"
+    ASSIGNED = "assigned"
+    ESCALATED = "escalated"  # a new escalation for the same account and reason joined it
+    AUTO_CLOSED = "auto_closed"  # its cause went away: done with outcome resolved_by_customer
+    NOTED = "noted"
 
 
 class EnrollmentStatus(StrEnum):

@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from techtouch.domain.statuses import (
     OPEN_CTA_STATUSES,
+    CtaAction,
     CtaStatus,
     DigestStatus,
     EnrollmentPhase,
@@ -70,6 +71,8 @@ EVENT_TYPES = (
 CHANNELS = ("email", "sms", "cta")
 # The CHECK constraint's values, in its order (the migrations spell them out; keep them identical).
 CTA_STATUSES: tuple[CtaStatus, ...] = tuple(CtaStatus)
+CTA_ACTIONS: tuple[CtaAction, ...] = tuple(CtaAction)
+USER_ROLES = ("csm", "manager", "ops")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -320,13 +323,19 @@ class Digest(Base):
 
 
 class Cta(Base):
-    """A call-to-action for a human; at most one open per account and reason (partial unique index)."""
+    """A call-to-action for a human; at most one open per account and reason (partial unique index).
+
+    `why` says what raised it (journey, milestone, rung or branch, the condition and the values of
+    its names at decision time, the answer, contact and comment: techtouch.services.cta_why);
+    `outcomes` the outcomes it may be closed with. Every change is a `cta_history` row.
+    """
 
     __tablename__ = "ctas"
     __table_args__ = (
         CheckConstraint(sql_in("status", CTA_STATUSES), name="status"),
         CheckConstraint(sql_in("priority", ("low", "medium", "high")), name="priority"),
         Index("ix_ctas_assignee_status", "assignee", "status"),
+        Index("ix_ctas_account_id_reason", "account_id", "reason"),
         Index(
             "uq_ctas_open_account_reason",
             "account_id",
@@ -351,5 +360,86 @@ class Cta(Base):
     created_as_of: Mapped[date] = mapped_column(Date)
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     outcome: Mapped[str | None] = mapped_column(Text)
+    why: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(Text)
+    snoozed_until: Mapped[date | None] = mapped_column(Date)
+    snooze_reason: Mapped[str | None] = mapped_column(Text)
+    # The first time a person acted on it (start, snooze, done, assign): "time to first action".
+    first_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_as_of: Mapped[date | None] = mapped_column(Date)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CtaHistory(Base):
+    """One change of a CTA: who (a user's email, or `techtouch` for a run), when, from, to."""
+
+    __tablename__ = "cta_history"
+    __table_args__ = (
+        CheckConstraint(sql_in("action", CTA_ACTIONS), name="action"),
+        Index("ix_cta_history_cta_id", "cta_id", "id"),
+        Index("ix_cta_history_action_as_of", "action", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    cta_id: Mapped[int] = mapped_column(ForeignKey("ctas.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    as_of: Mapped[date | None] = mapped_column(Date)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    from_assignee: Mapped[str | None] = mapped_column(String(254))
+    to_assignee: Mapped[str | None] = mapped_column(String(254))
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class User(Base):
+    """A CSM, manager or ops person: who signs in, who emails sign as, who may see which CTAs."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(sql_in("role", USER_ROLES), name="role"),
+        Index("ix_users_team", "team"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # lower-cased
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginFailure(Base):
+    """A failed sign-in, for throttling: keyed by a hash of the email and of the client address."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
