@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from techtouch.domain.conditions import Condition, ConditionError, Vocabulary, compile_condition
-from techtouch.domain.spec import Branch, Goal, Journey, JourneyErrors, Milestone, load_journey
-from techtouch.domain.vocabulary import ACCOUNT_NAMES, ENROLLMENT_NAMES, FAMILIES
+from techtouch.domain.spec import Branch, Goal, Journey, JourneyErrors, Milestone, Request, load_journey
+from techtouch.domain.statuses import CLOSED_CTA_STATUSES, CtaStatus
+from techtouch.domain.vocabulary import ACCOUNT_NAMES, ENROLLMENT_NAMES, FAMILIES, RECORDS
 from techtouch.domain.yamlsource import Document, Loc, LocatedError
 
 
@@ -43,16 +44,45 @@ class CompiledJourney:
     goals: tuple[tuple[Goal, Condition], ...]
     milestones: tuple[CompiledMilestone, ...]
     entry_columns: tuple[str, ...] = field(default=())
+    requests: tuple[tuple[Request, Condition], ...] = field(default=())
 
     @property
     def id(self) -> str:
         return self.spec.id
+
+    def conditions(self) -> list[Condition]:
+        found = [self.enter_when, *(c for _, c in self.goals), *(c for _, c in self.requests)]
+        for m in self.milestones:
+            found += [c for c in (m.start_when, m.skip_when, m.done_when) if c is not None]
+            found += [c for _, c in m.branches]
+        return found
+
+    def cta_reasons(self) -> set[str]:
+        """The reasons whose CTA state (`cta.<reason>.<field>`) its conditions read."""
+        return {
+            column.split(".")[1]
+            for c in self.conditions()
+            for column in c.columns
+            if column.startswith("cta.")
+        }
+
+
+def _quoted(values: tuple[CtaStatus, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def wait_conditions(reason: str) -> tuple[str, str]:
+    """(done_when, skip_when) of a milestone that waits on the CTA of `reason` (spec.WaitFor)."""
+    done = f"cta.{reason}.status in [{_quoted(CLOSED_CTA_STATUSES)}]"
+    skip = f"not (cta.{reason}.status in [{_quoted(tuple(CtaStatus))}])"
+    return done, skip
 
 
 def vocabulary(journey: Journey) -> Vocabulary:
     return Vocabulary(
         names={**ACCOUNT_NAMES, **ENROLLMENT_NAMES},  # type: ignore[dict-item]
         families=FAMILIES,  # type: ignore[arg-type]
+        records=RECORDS,  # type: ignore[arg-type]
         constants={f"params.{k}": v for k, v in journey.params.items()},
     )
 
@@ -85,18 +115,28 @@ def compile_journey(journey: Journey, document: Document) -> CompiledJourney:
             compiled = cond(branch.when, (*base, "branches", bi, "when"))
             if compiled is not None:
                 branches.append((branch, compiled))
+        done_when, skip_when = milestone.done_when, milestone.skip_when
+        done_loc, skip_loc = (*base, "done_when"), (*base, "skip_when")
+        if milestone.wait_for is not None:
+            done_when, skip_when = wait_conditions(milestone.wait_for.cta)
+            done_loc = skip_loc = (*base, "wait_for", "cta")
         milestones.append(
             CompiledMilestone(
                 spec=milestone,
                 start_when=cond(milestone.start_when, (*base, "start_when")),
-                skip_when=cond(milestone.skip_when, (*base, "skip_when")),
-                done_when=cond(milestone.done_when, (*base, "done_when")),
+                skip_when=cond(skip_when, skip_loc),
+                done_when=cond(done_when, done_loc),
                 branches=tuple(branches),
             )
         )
+    requests = []
+    for ri, request in enumerate(journey.requests):
+        compiled = cond(request.when, ("requests", ri, "when"))
+        if compiled is not None:
+            requests.append((request, compiled))
     if errors or enter_when is None:
         raise JourneyErrors(errors)
-    conditions = [enter_when, *(c for _, c in goals)]
+    conditions = [enter_when, *(c for _, c in goals), *(c for _, c in requests)]
     for m in milestones:
         conditions += [c for c in (m.start_when, m.skip_when, m.done_when) if c is not None]
         conditions += [c for _, c in m.branches]
@@ -110,6 +150,7 @@ def compile_journey(journey: Journey, document: Document) -> CompiledJourney:
         goals=tuple(goals),
         milestones=tuple(milestones),
         entry_columns=tuple(entry_columns),
+        requests=tuple(requests),
     )
 
 

@@ -62,6 +62,8 @@ class Vocabulary:
     names: Mapping[str, Kind]
     families: Mapping[str, Kind] = field(default_factory=dict)
     constants: Mapping[str, float | int | str | bool] = field(default_factory=dict)
+    # Families whose members are records with fields: `cta.<reason>.<field>`, each field its kind.
+    records: Mapping[str, Mapping[str, Kind]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for mapping in (self.names, self.families):
@@ -73,7 +75,14 @@ class Vocabulary:
                 raise ValueError(f"constant {name!r} must be a number, string or bool, got {value!r}")
 
     def known(self) -> list[str]:
-        return sorted({*self.names, *self.constants, *(f"{family}.<name>" for family in self.families)})
+        return sorted(
+            {
+                *self.names,
+                *self.constants,
+                *(f"{family}.<name>" for family in self.families),
+                *(f"{family}.<name>.{f}" for family, fields in self.records.items() for f in fields),
+            }
+        )
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -427,7 +436,16 @@ class _Parser:
             if isinstance(value, str):
                 return _Literal(value, "text", token.column)
             return _Literal(float(value), "number", token.column)
-        family, dot, _ = name.partition(".")
+        family, dot, member = name.partition(".")
+        if family in vocabulary.records:
+            fields = vocabulary.records[family]
+            record, dot2, field_name = member.rpartition(".")
+            if not (dot and dot2 and record and field_name in fields):
+                self.fail(
+                    f"'{name}' must name a field, as in {family}.<name>.<field>; fields: {', '.join(fields)}",
+                    token,
+                )
+            return _Name(name, True, fields[field_name], token.column)
         if dot and family in vocabulary.families:
             return _Name(name, True, vocabulary.families[family], token.column)
         if name in vocabulary.families:
@@ -720,6 +738,22 @@ class Condition:
         with np.errstate(all="ignore"):
             truth = self._truth(_Context(frame, self.source))
         return pd.Series(np.asarray(truth, dtype=bool), index=frame.index, dtype=bool)
+
+    def explain_rows(self, frame: pd.DataFrame, mask: np.ndarray) -> list[dict[str, object]]:
+        """What the condition saw on each row of `mask` (a CTA's "why it fired"): plain Python
+        values, floats rounded to 4 places, missing as None."""
+        columns = sorted(self.columns)
+        picked = {c: frame[c].to_numpy(dtype=object)[mask] if c in frame.columns else None for c in columns}
+        count = int(np.count_nonzero(mask))
+        rows: list[dict[str, object]] = []
+        for i in range(count):
+            row: dict[str, object] = {}
+            for c in columns:
+                cell = picked[c]
+                value = _python(cell[i]) if cell is not None else None
+                row[c] = round(value, 4) if isinstance(value, float) else value
+            rows.append(row)
+        return rows
 
     def explain(self, frame: pd.DataFrame, index: object) -> dict[str, object]:
         """Show what the condition saw on one row, so `techtouch preview` can say why it held or not."""

@@ -21,7 +21,7 @@ Rules (DESIGN.md §3, issue "Journey engine"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -29,8 +29,10 @@ import numpy as np
 import pandas as pd
 
 from techtouch.domain.catalog import CompiledJourney, CompiledMilestone
+from techtouch.domain.conditions import Condition
 from techtouch.domain.spec import CtaSpec, Message, Rung
 from techtouch.domain.statuses import ENDED_ENROLLMENT_STATUSES, EnrollmentPhase, EnrollmentStatus
+from techtouch.domain.vocabulary import CTA_FIELDS
 
 ACTION_COLUMNS = [
     "account_id",
@@ -46,10 +48,13 @@ ACTION_COLUMNS = [
     "priority",
     "due_in",
     "flag",
+    "why",
+    "outcomes",
 ]
 NONE = -1  # "no date" as an ordinal
 BRANCH_PREFIX = "branch_"  # a branch's touches are rung `branch_<id>`: everything else is the ladder's
 GOAL_MILESTONE = "goal"  # the milestone of a goal's touches
+REQUEST_MILESTONE = "request"  # the milestone of a customer request's CTA touch (rung: the request id)
 NOT_ENROLLED = "none"  # the status of an account never enrolled in the journey (never written)
 ACTIVE = EnrollmentStatus.ACTIVE
 
@@ -64,6 +69,9 @@ class Decision:
     enrollments: pd.DataFrame
     actions: pd.DataFrame
     counts: dict[str, int]
+    # Per milestone with a done_when: the accounts (index) for which it holds at the end of the
+    # run. A run closes the ladder CTAs of a milestone that got done (services.cta_sync).
+    done_now: dict[str, pd.Index] = field(default_factory=dict)
 
 
 def _ordinal(series: pd.Series) -> np.ndarray:
@@ -114,6 +122,9 @@ class _Run:
         self.email_ok = frame["n_email_ok"].fillna(0).to_numpy() > 0
         self.sms_ok = frame["n_sms_ok"].fillna(0).to_numpy() > 0
         self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._views: dict[int, pd.DataFrame] = {}
+        self.cta_reasons = sorted(journey.cta_reasons())
+        self.raised: dict[str, np.ndarray] = {}  # reason → rows this run raised a CTA of it for
         # Response windows (module docstring): per milestone that arms its branches, the day its
         # ladder last took a rung and whether a branch fired, both kept current as this run acts.
         self.index_of = {m.spec.id: mi for mi, m in enumerate(journey.milestones)}
@@ -132,19 +143,63 @@ class _Run:
 
     # -- conditions ------------------------------------------------------------------------
 
-    def eval(self, condition: Any, milestone_index: int) -> np.ndarray:
-        """Evaluate with the enrollment-relative names (opened, days_in_milestone …) filled in."""
-        key = (id(condition), milestone_index)
-        if key not in self._cache:
-            frame = self.frame
-            view = frame.assign(
+    def view(self, milestone_index: int) -> pd.DataFrame:
+        """The frame with the enrollment-relative names (opened, days_in_milestone, cta.* …) filled in."""
+        if milestone_index not in self._views:
+            self._views[milestone_index] = self.frame.assign(
                 days_in_journey=np.where(self.entered == NONE, np.nan, self.day - self.entered),
                 days_in_milestone=np.where(self.since == NONE, np.nan, self.day - self.since),
                 **self._engagement(milestone_index),
                 **self._entry_columns(),
+                **self._cta_columns(),
             )
-            self._cache[key] = condition.evaluate(view).to_numpy(dtype=bool)
+        return self._views[milestone_index]
+
+    def eval(self, condition: Any, milestone_index: int) -> np.ndarray:
+        key = (id(condition), milestone_index)
+        if key not in self._cache:
+            self._cache[key] = condition.evaluate(self.view(milestone_index)).to_numpy(dtype=bool)
         return self._cache[key]
+
+    def _cta_columns(self) -> dict[str, Any]:
+        """`cta.<reason>.<field>` as this enrollment sees it: a CTA raised before the enrollment
+        entered belongs to an earlier cycle (missing); one raised by this very run is open."""
+        columns: dict[str, Any] = {}
+        n = len(self.index)
+        for reason in self.cta_reasons:
+            created = self.frame.get(f"cta_created.{reason}")
+            born = _ordinal(created) if created is not None else np.full(n, NONE, dtype=np.int64)
+            stale = (self.entered != NONE) & (born != NONE) & (born < self.entered)
+            raised = self.raised.get(reason, np.zeros(n, dtype=bool))
+            for name in CTA_FIELDS:
+                column = f"cta.{reason}.{name}"
+                source = self.frame.get(column)
+                if name == "days_open":
+                    values: np.ndarray = (
+                        source.to_numpy(dtype=float).copy() if source is not None else np.full(n, np.nan)
+                    )
+                    values[stale] = np.nan
+                    values[raised] = 0.0
+                else:
+                    values = (
+                        source.to_numpy(dtype=object).copy()
+                        if source is not None
+                        else np.full(n, None, dtype=object)
+                    )
+                    values[stale] = None
+                    values[raised] = {"status": "open"}.get(name)
+                columns[column] = values
+        return columns
+
+    def why(
+        self, mask: np.ndarray, condition: Condition | None, milestone_index: int, **extra: Any
+    ) -> list[Any]:
+        """Per row of `mask`: the condition's text and the values of the names it read, now."""
+        count = int(mask.sum())
+        if condition is None:
+            return [dict(extra) for _ in range(count)]
+        values = condition.explain_rows(self.view(milestone_index), mask)
+        return [{"condition": condition.source, "values": v, **extra} for v in values]
 
     def _engagement(self, milestone_index: int) -> dict[str, Any]:
         if milestone_index < 0:
@@ -163,6 +218,7 @@ class _Run:
 
     def invalidate(self) -> None:
         self._cache.clear()
+        self._views.clear()
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -171,8 +227,13 @@ class _Run:
             return
         rows = pd.DataFrame({"account_id": self.index[mask], "cycle": self.cycle[mask]})
         for column in ACTION_COLUMNS[2:]:
-            rows[column] = values.get(column)
+            value = values.get(column)
+            rows[column] = pd.Series(value, dtype=object) if isinstance(value, list) else value
         self.actions.append(rows)
+        reason = values.get("reason")
+        if values.get("channel") == "cta" and reason in self.cta_reasons:
+            self.raised[reason] = self.raised.get(reason, np.zeros(len(self.index), dtype=bool)) | mask
+            self.invalidate()
         mi = self.index_of.get(values.get("milestone", ""), NONE)
         if mi in self.last_rung:  # what the touches will say tomorrow (load_engagement)
             if str(values.get("rung", "")).startswith(BRANCH_PREFIX):
@@ -256,7 +317,7 @@ class _Run:
         nobody = tech & ~reachable
         cta_index = m.cta_index
         if cta_index is not None and cta_index > index:
-            self._cta_rung(nobody, m, ladder[cta_index])
+            self._cta_rung(nobody, m, ladder[cta_index], unreachable=True)
             self._after_rung(nobody, m, cta_index)
         else:
             self._after_rung(nobody, m, len(ladder) - 1)
@@ -280,10 +341,17 @@ class _Run:
         self.next_due[mask] = self.day + (ladder[index + 1].after if index + 1 < len(ladder) else 0)
         self.changed |= mask
 
-    def _cta_rung(self, mask: np.ndarray, m: CompiledMilestone, rung: Rung) -> None:
-        self.cta(mask, rung, m.spec.id, rung.id, kind="rung")
+    def _cta_rung(
+        self, mask: np.ndarray, m: CompiledMilestone, rung: Rung, *, unreachable: bool = False
+    ) -> None:
+        extra: dict[str, Any] = {"unreachable": True} if unreachable else {}
+        why = self.why(mask, m.done_when, self.index_of[m.spec.id], **extra)
+        self.cta(mask, rung, m.spec.id, rung.id, kind="rung", why=why)
 
     def _personal_cta(self, mask: np.ndarray, m: CompiledMilestone, rung_id: str = "personal") -> None:
+        if not mask.any():
+            return
+        why = self.why(mask, m.done_when, self.index_of[m.spec.id], high_touch=True)
         self.add_action(
             mask,
             milestone=m.spec.id,
@@ -293,22 +361,34 @@ class _Run:
             title=m.spec.personal_cta_title,
             reason=f"{self.journey.id}.{m.spec.id}",
             priority="medium",
+            why=why,
         )
         self.acted |= mask
 
-    def message(self, mask: np.ndarray, message: Message, milestone: str, rung: str, kind: str) -> None:
+    def message(
+        self,
+        mask: np.ndarray,
+        message: Message,
+        milestone: str,
+        rung: str,
+        kind: str,
+        condition: Condition | None = None,
+        milestone_index: int = NONE,
+    ) -> None:
         """A one-off message (branch reply, goal thank-you); high-touch gets a CTA instead."""
         high = mask & self.high_touch
-        self.add_action(
-            high,
-            milestone=milestone,
-            rung=rung,
-            kind=kind,
-            channel="cta",
-            title=f"Personal follow-up: {rung.replace('_', ' ')}",
-            reason=f"{self.journey.id}.{milestone}.{rung}",
-            priority="medium",
-        )
+        if high.any():
+            self.add_action(
+                high,
+                milestone=milestone,
+                rung=rung,
+                kind=kind,
+                channel="cta",
+                title=f"Personal follow-up: {rung.replace('_', ' ')}",
+                reason=f"{self.journey.id}.{milestone}.{rung}",
+                priority="medium",
+                why=self.why(high, condition, milestone_index, high_touch=True, template=message.template),
+            )
         tech = mask & ~self.high_touch
         ok = self.email_ok if message.channel == "email" else self.sms_ok
         self.add_action(
@@ -332,9 +412,22 @@ class _Run:
         self.acted |= mask
 
     def cta(
-        self, mask: np.ndarray, spec: CtaSpec | Rung, milestone: str, rung: str, kind: str = "branch"
+        self,
+        mask: np.ndarray,
+        spec: CtaSpec | Rung,
+        milestone: str,
+        rung: str,
+        kind: str = "branch",
+        *,
+        why: list[Any],
+        acts: bool = True,
     ) -> None:
-        """A CTA from a ladder's last rung or a branch; both carry title, reason, priority, due_in."""
+        """A CTA from a ladder's last rung, a branch or a request; all carry title, reason,
+        priority, due_in and outcomes. `acts`: it counts as the enrollment's action of the day
+        (a request does not: it answers the customer, it does not message them)."""
+        if not mask.any():
+            return
+        count = int(mask.sum())
         self.add_action(
             mask,
             milestone=milestone,
@@ -345,9 +438,12 @@ class _Run:
             reason=spec.reason or f"{self.journey.id}.{milestone}.{rung}",
             priority=spec.priority,
             due_in=spec.due_in,
-            template=spec.template,
+            template=getattr(spec, "template", None),
+            why=why,
+            outcomes=[list(spec.outcomes) if spec.outcomes else None] * count,
         )
-        self.acted |= mask
+        if acts:
+            self.acted |= mask
 
 
 def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decision:
@@ -396,7 +492,7 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
     for goal, condition in journey.goals:
         hit = (run.status == ACTIVE) & ~frozen & run.eval(condition, -1)
         if goal.message is not None:
-            run.message(hit, goal.message, GOAL_MILESTONE, goal.id, "goal")
+            run.message(hit, goal.message, GOAL_MILESTONE, goal.id, "goal", condition, -1)
         run.finish(hit, EnrollmentStatus.COMPLETED, goal.id)
         frozen |= hit
 
@@ -450,7 +546,16 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
         if all(np.array_equal(a, b) for a, b in zip(before, after_pass, strict=True)):
             break
 
+    # 6. Customer requests: an answer asking for a person raises a CTA, whatever the position,
+    #    once per request and enrollment, for an answer given since the enrollment entered.
+    _requests(run)
+
     run.last_touch[run.acted] = day
+    done_now = {
+        m.spec.id: frame.index[run.eval(m.done_when, mi)]
+        for mi, m in enumerate(journey.milestones)
+        if m.done_when is not None
+    }
     return Decision(
         journey=journey.id,
         as_of=as_of,
@@ -458,7 +563,33 @@ def decide(frame: pd.DataFrame, journey: CompiledJourney, as_of: date) -> Decisi
         enrollments=_positions(run),
         actions=_actions(run),
         counts={"entered": int(enter.sum()), "active": int((run.status == ACTIVE).sum()), **run.skipped},
+        done_now=done_now,
     )
+
+
+def _requests(run: _Run) -> None:
+    """Fire each request whose condition holds on an answer given since the enrollment entered
+    (`survey_at.<name>`, the day of the latest answer), unless this enrollment already raised it
+    (`requested@<id>`, from the touches)."""
+    enrolled = (run.status != NOT_ENROLLED) & (run.entered != NONE)
+    for request, condition in run.journey.requests:
+        surveys = [c.removeprefix("survey.") for c in condition.columns if c.startswith("survey.")]
+        answered_at = np.full(len(run.index), NONE, dtype=np.int64)
+        for survey in surveys:
+            column = run.frame.get(f"survey_at.{survey}")
+            if column is not None:
+                answered_at = np.maximum(answered_at, _ordinal(column))
+        since_entry = answered_at >= run.entered if surveys else np.ones(len(run.index), dtype=bool)
+        done_before = run.frame.get(f"requested@{request.id}")
+        fresh = (
+            ~done_before.fillna(False).to_numpy(dtype=bool)
+            if done_before is not None
+            else np.ones(len(run.index), dtype=bool)
+        )
+        hit = enrolled & since_entry & fresh & run.eval(condition, -1)
+        if hit.any():
+            why = run.why(hit, condition, -1, request=request.id)
+            run.cta(hit, request.cta, REQUEST_MILESTONE, request.id, kind="request", why=why, acts=False)
 
 
 def _fire_branches(
@@ -473,9 +604,12 @@ def _fire_branches(
     for branch, condition in m.branches:
         hit = done & run.eval(condition, mi)
         if branch.cta is not None:
-            run.cta(hit, branch.cta, m.spec.id, f"{BRANCH_PREFIX}{branch.id}")
+            why = run.why(hit, condition, mi, branch=branch.id)
+            run.cta(hit, branch.cta, m.spec.id, f"{BRANCH_PREFIX}{branch.id}", why=why)
         if branch.message is not None:
-            run.message(hit, branch.message, m.spec.id, f"{BRANCH_PREFIX}{branch.id}", "branch")
+            run.message(
+                hit, branch.message, m.spec.id, f"{BRANCH_PREFIX}{branch.id}", "branch", condition, mi
+            )
         if not (branch.cta or branch.message or late):
             run.acted |= hit
         if branch.then == "exit":

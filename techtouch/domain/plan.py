@@ -31,7 +31,7 @@ class Plan:
     touches: (
         pd.DataFrame
     )  # key, account_id, cycle, contact_id, milestone, rung, channel, sender, template, status, send_at
-    ctas: pd.DataFrame  # touch_key, account_id, cycle, reason, title, priority, assignee, due_date
+    ctas: pd.DataFrame  # touch_key, account_id, cycle, reason, title, priority, assignee, due_date, why, …
     # Accounts whose message waits for a later day (frequency cap): nothing is recorded for them,
     # so "deferred" is never a touch status; their positions are put back (revert_deferred).
     deferred: set[str]
@@ -150,6 +150,9 @@ def plan_touches(
             "priority": cta_touches["priority"].fillna("medium"),
             "assignee": cta_touches["account_id"].map(accounts["csm_email"]).fillna(team_queue),
             "due_date": [decision.as_of + timedelta(days=int(d)) for d in due_days],
+            "kind": cta_touches["kind"],
+            "why": cta_touches["why"],
+            "outcomes": cta_touches["outcomes"],
         }
     )
     return Plan(
@@ -174,6 +177,8 @@ _TOUCH_COLUMNS = [
     "reason",
     "priority",
     "due_in",
+    "why",
+    "outcomes",
 ]
 
 

@@ -88,12 +88,32 @@ class Message(_Strict):
     sender: str | None = None
 
 
+Outcome = Annotated[str, Field(pattern=SLUG, max_length=64)]
+
+
+def _outcomes_unique(outcomes: list[str] | None) -> list[str] | None:
+    if outcomes is not None:
+        duplicates = sorted({o for o in outcomes if outcomes.count(o) > 1})
+        if duplicates:
+            raise ValueError(f"outcomes must be unique: {', '.join(duplicates)}")
+        if "resolved_by_customer" in outcomes:
+            raise ValueError(
+                "'resolved_by_customer' is set by a run when the cause goes away; do not list it"
+            )
+    return outcomes
+
+
 class CtaSpec(_Strict):
     title: str = Field(min_length=1, max_length=200)
     reason: str | None = Field(None, max_length=200)
     priority: Priority = "medium"
     due_in: Days | None = None
     template: str | None = None
+    outcomes: list[Outcome] | None = Field(
+        None, min_length=1, description="what a CSM may close it with (default: by reason, see README)"
+    )
+
+    _unique = field_validator("outcomes")(classmethod(lambda cls, v: _outcomes_unique(v)))
 
 
 class Rung(_Strict):
@@ -108,6 +128,9 @@ class Rung(_Strict):
     reason: str | None = Field(None, max_length=200)
     priority: Priority = "medium"
     due_in: Days | None = None
+    outcomes: list[Outcome] | None = Field(None, min_length=1)
+
+    _unique = field_validator("outcomes")(classmethod(lambda cls, v: _outcomes_unique(v)))
 
     @model_validator(mode="after")
     def _fields_for_channel(self) -> Rung:
@@ -129,6 +152,24 @@ class Branch(_Strict):
     message: Message | None = None
     then: Literal["continue", "exit"] = "continue"
     mark_advocate: bool = Field(False, description="record the account as an advocate")
+
+
+class Request(_Strict):
+    """A customer asking for a person (a one-click answer such as "Yes, let's talk"): a CTA for the
+    CSM whenever the answer arrives while the account is or was in this journey, whatever the
+    milestone, once per answer; a person closes it (a run never auto-closes a promise)."""
+
+    id: Slug
+    when: str
+    cta: CtaSpec
+
+
+class WaitFor(_Strict):
+    """`wait_for: {cta: <reason>}`: the milestone waits on the CTA of that reason raised in this
+    enrollment. Done when it is closed (done or cancelled); skipped when none was raised; its
+    ladder says what happens while it stays open (a `cta` rung with the same reason escalates it)."""
+
+    cta: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 # Words that end a milestone's *done* title ("Renewal likelihood answered"): a CSM's CTA names
@@ -199,6 +240,7 @@ class Milestone(_Strict):
     start_when: str | None = None
     skip_when: str | None = None
     done_when: str | None = None
+    wait_for: WaitFor | None = None
     ladder: list[Rung] = Field(min_length=1)
     branches: list[Branch] = []
     respond_within: ResponseDays = Field(
@@ -212,12 +254,22 @@ class Milestone(_Strict):
     def _window_needs_branches(cls, value: int, info: ValidationInfo) -> int:
         """Only a value written in the file gets here (defaults are not validated)."""
         known = "done_when" in info.data and "branches" in info.data  # else they failed already
-        if known and (info.data["done_when"] is None or not info.data["branches"]):
+        waits = info.data.get("done_when") is not None or info.data.get("wait_for") is not None
+        if known and (not waits or not info.data["branches"]):
             raise ValueError(
                 "only a milestone with done_when and branches waits for an answer: "
                 "remove respond_within, or add the branches it keeps armed"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_way_to_be_done(self) -> Milestone:
+        if self.wait_for is not None and (self.done_when is not None or self.skip_when is not None):
+            raise ValueError(
+                "wait_for decides done_when (the CTA is closed) and skip_when (no such CTA): "
+                "remove them, or drop wait_for and write both conditions"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ladder_shape(self) -> Milestone:
@@ -279,6 +331,16 @@ class Journey(_Strict):
     params: dict[Slug, Param] = {}
     goals: list[Goal] = []
     milestones: list[Milestone] = Field(min_length=1)
+    requests: list[Request] = Field(
+        [], description="customer answers that ask for a person: each raises a CTA (see Request)"
+    )
+    informational_answers: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_*-]+)?$")]] = (
+        Field(
+            [],
+            description="survey answers its templates offer that ask nobody to act (`survey:answer`, "
+            "`survey:*` or `survey`): `techtouch check` requires every other offered answer to be read",
+        )
+    )
     definitions: Any = Field(None, description="free space for YAML anchors")
 
     @field_validator("milestones")
@@ -296,6 +358,10 @@ class Journey(_Strict):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"milestone and goal ids must be unique: {', '.join(duplicates)}")
+        requests = [r.id for r in self.requests]
+        duplicates = sorted({i for i in requests if requests.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"request ids must be unique: {', '.join(duplicates)}")
         return self
 
     def milestone(self, milestone_id: str) -> Milestone:

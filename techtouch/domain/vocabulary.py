@@ -34,6 +34,15 @@ ENROLLMENT_NAMES: dict[str, str] = {
     "days_in_milestone": "number",
 }
 FAMILIES: dict[str, str] = {"milestone": "bool", "survey": "answer", "entry": "number"}
+# `cta.<reason>.<field>`: the account's latest CTA of that reason raised during the current
+# enrollment (for `enter_when`: ever). Missing (no such CTA) matches nothing, like any other name.
+CTA_FIELDS: dict[str, str] = {
+    "status": "text",  # open, in_progress, snoozed, done, cancelled
+    "outcome": "text",  # set when done (reached_resolved, churn_confirmed, resolved_by_customer, ...)
+    "priority": "text",
+    "days_open": "number",  # days since it was raised (to its closing day once closed)
+}
+RECORDS: dict[str, dict[str, str]] = {"cta": CTA_FIELDS}
 
 MILESTONES: tuple[str, ...] = ("configured", "trained", "live")
 """The account milestones that exist (`milestone.<name>`): events of type `milestone`, which only

@@ -12,7 +12,10 @@ Beyond what loading refuses, check holds journeys to rules a run cannot see:
   journey message, so this rule never sees it (a journey that did send it would be held to it);
 - every `survey.<name>` and `milestone.<name>` a condition reads is a name something produces
   (known_names); any other is a typo that would silently never match, reported at its file, line
-  and column with the nearest known name.
+  and column with the nearest known name;
+- no promise without a follow-up: every one-click answer a template offers is read by some
+  journey (a condition on that survey holds for that answer: a request, a branch, a goal, a
+  done_when) or declared in a journey's `informational_answers` (unread_answers).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
+
+import pandas as pd
 
 from techtouch.adapters.render.renderer import EMAIL_SUFFIXES, SMS_SUFFIXES, Renderer, sample_context
 from techtouch.domain.catalog import CompiledJourney, journey_files, load_catalog
@@ -58,6 +63,7 @@ def conditions_of(journey: CompiledJourney) -> list[tuple[Loc, Condition]]:
     """Every condition of the journey with its YAML location."""
     found: list[tuple[Loc, Condition]] = [(("enter_when",), journey.enter_when)]
     found += [(("goals", gi, "when"), condition) for gi, (_, condition) in enumerate(journey.goals)]
+    found += [(("requests", ri, "when"), condition) for ri, (_, condition) in enumerate(journey.requests)]
     for mi, m in enumerate(journey.milestones):
         for name, condition in (
             ("start_when", m.start_when),
@@ -112,6 +118,42 @@ def unknown_names(journey: CompiledJourney, document: Document, known: dict[str,
     return problems
 
 
+def reads_answer(condition: Condition, survey: str, answer: str) -> bool:
+    """Whether `condition` holds when the only thing known is that `survey` was answered `answer`."""
+    column = f"survey.{survey}"
+    if column not in condition.columns:
+        return False
+    frame = pd.DataFrame({c: [None] for c in condition.columns}, dtype=object)
+    frame[column] = [answer]
+    return bool(condition.evaluate(frame).iloc[0])
+
+
+def _declared(informational: set[str], survey: str, answer: str) -> bool:
+    return bool({survey, f"{survey}:*", f"{survey}:{answer}"} & informational)
+
+
+def unread_answers(
+    catalog: dict[str, CompiledJourney], offered: dict[tuple[str, str], tuple[str, Document, Loc]]
+) -> list[str]:
+    """`file:line:col: ...` for each offered answer that no condition reads and no journey declares
+    informational: the customer was promised something ("Yes, let's talk") that nothing acts on."""
+    conditions = [c for journey in catalog.values() for _, c in conditions_of(journey)]
+    informational = {a for journey in catalog.values() for a in journey.spec.informational_answers}
+    problems: list[str] = []
+    for (survey, answer), (template, document, loc) in sorted(offered.items()):
+        if _declared(informational, survey, answer):
+            continue
+        if any(reads_answer(c, survey, answer) for c in conditions):
+            continue
+        message = (
+            f"template {template} offers the answer {survey}:{answer} but no journey acts on it: add a "
+            f"request (requests: - when: \"survey.{survey} == '{answer}'\", cta: ...) or a branch that "
+            f"reads it, or declare it in informational_answers if nobody needs to act"
+        )
+        problems.append(str(document.error(loc, message)))
+    return problems
+
+
 def check_journeys(settings: Settings, paths: list[Path]) -> tuple[list[str], dict[str, CompiledJourney]]:
     """Problems as `file:line:col: message` lines (empty when all is well) and the catalog."""
     from techtouch.domain.spec import load_journey
@@ -124,11 +166,14 @@ def check_journeys(settings: Settings, paths: list[Path]) -> tuple[list[str], di
     problems: list[str] = []
     senders = set(settings.senders) | {"csm"}
     rendered_surveys: set[str] = set()
+    rendered_answers: set[tuple[str, str]] = set()
 
     def recording_survey_url(survey: str, answer: str | int) -> str:
         rendered_surveys.add(str(survey))
+        rendered_answers.add((str(survey), str(answer)))
         return f"https://example.invalid/s/{survey}/{answer}"
 
+    offered: dict[tuple[str, str], tuple[str, Document, Loc]] = {}
     documents: dict[str, Document] = {}
     sent: set[str] = set()  # the template files journeys send (absent ones are skipped)
     for journey in catalog.values():
@@ -136,7 +181,10 @@ def check_journeys(settings: Settings, paths: list[Path]) -> tuple[list[str], di
         documents[journey.id] = document
         for template, channel, loc in referenced_templates(journey):
             context = sample_context(survey_url=recording_survey_url)
+            rendered_answers.clear()
             found = renderer.check(template, channel, context)  # type: ignore[arg-type]
+            for pair in rendered_answers:
+                offered.setdefault(pair, (template, document, loc))
             if not found and channel == "email":
                 found = renderer.unsubscribe_problems(template, context)
             for problem in found:
@@ -153,6 +201,7 @@ def check_journeys(settings: Settings, paths: list[Path]) -> tuple[list[str], di
     names = known_names(renderer.offered_surveys(sent) | rendered_surveys)
     for journey in catalog.values():
         problems += unknown_names(journey, documents[journey.id], names)
+    problems += unread_answers(catalog, offered)
     return problems, catalog
 
 
@@ -161,6 +210,8 @@ __all__ = [
     "conditions_of",
     "journey_files",
     "known_names",
+    "reads_answer",
     "referenced_templates",
     "unknown_names",
+    "unread_answers",
 ]

@@ -18,8 +18,10 @@ from techtouch.adapters.db.state import (
     load_accounts,
     load_cap_counts,
     load_contacts,
+    load_cta_state,
     load_engagement,
     load_enrollments,
+    load_requests,
     reachability,
 )
 from techtouch.domain.catalog import CompiledJourney
@@ -27,6 +29,7 @@ from techtouch.domain.decide import Decision, decide
 from techtouch.domain.plan import Plan, add_to_caps, plan_touches, revert_deferred
 from techtouch.domain.shards import ALL, Shard
 from techtouch.domain.statuses import EnrollmentStatus
+from techtouch.services import cta_sync, ctas
 from techtouch.services.delivery import DeliveryReport
 from techtouch.settings import Settings
 
@@ -40,6 +43,8 @@ class JourneyReport:
     steps: pd.DataFrame = field(default_factory=pd.DataFrame)  # milestone, rung, channel, status, count
     ctas_created: int = 0
     ctas_by_assignee: Counter[str] = field(default_factory=Counter)
+    ctas_joined: int = 0  # escalations added to a CTA already open for that account and reason
+    ctas_closed: int = 0  # open CTAs closed because their cause went away
     skipped: dict[str, int] = field(default_factory=dict)  # paused, unreachable, sms_unreachable, cap
     # Messages whose send time is later than the run: `after_hours` counts them all (the JSON
     # report's key since the start); of those, `quiet_hours_held` wait for a later day than the
@@ -179,6 +184,11 @@ def advance_journey(
         engagement = load_engagement(connection, journey.id)
         reach = reachability(contacts, list(journey.spec.recipients))
         frame = build_frame(accounts, enrollments, engagement, reach)
+        cta_state = load_cta_state(connection, sorted(journey.cta_reasons()), as_of)
+        if not cta_state.empty:
+            frame = frame.join(cta_state, how="left")
+        if journey.requests:
+            frame = frame.join(load_requests(connection, journey.id, enrollments), how="left")
         decision = decide(frame, journey, as_of)
         # Under the lock, from the database: a run of another journey may have recorded since
         # this run loaded its state (a dry run records nothing, so it keeps its own tally).
@@ -195,12 +205,17 @@ def advance_journey(
             settings.team_queue,
         )
         positions = revert_deferred(decision, plan.deferred, as_of)
+        joined = closed = 0
+        if not plan.ctas.empty:
+            plan.ctas = cta_sync.explain(connection, journey, plan.ctas)
         if not dry_run:
-            record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
+            recorded = record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
             flag_advocates(connection, _advocates(journey, plan))
+            joined, closed = cta_sync.after_record(connection, journey, decision, recorded, as_of)
     state.caps = add_to_caps(caps, plan.touches)
     held = held_for_quiet_hours(plan.touches, accounts, contacts, settings.timezone, as_of, run_at)
     report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0, held)
+    report.ctas_joined, report.ctas_closed = joined, closed
     return report, decision, plan
 
 
@@ -220,6 +235,9 @@ def run_journeys(
     `state` may be passed in when the caller already loaded it.
     """
     started = time.perf_counter()
+    if not dry_run:  # a CTA snoozed until today is back in its owner's inbox (and in conditions)
+        with engine.begin() as connection:
+            ctas.wake_snoozed(connection, as_of)
     if state is None:
         state = load_run_state(engine, settings, as_of, run_at, shard=shard)
     reports: list[JourneyReport] = []

@@ -5,6 +5,7 @@ stores, and that the CTA CHECK constraint and partial index stay byte-identical 
 from __future__ import annotations
 
 import ast
+import importlib
 import itertools
 import json
 from enum import StrEnum
@@ -17,6 +18,7 @@ from sqlalchemy import CheckConstraint, Index
 from techtouch.adapters.db.models import CTA_STATUSES, Cta
 from techtouch.domain import statuses
 from techtouch.domain.statuses import (
+    CLOSED_CTA_STATUSES,
     DELIVERY_RANK,
     ENDED_ENROLLMENT_STATUSES,
     ENGAGED_DELIVERY_STATUSES,
@@ -65,7 +67,7 @@ MIGRATION = ROOT / "techtouch/adapters/db/migrations/versions/0001_initial_schem
         ),
         (DeliveryStatus, ["delivered", "opened", "clicked", "bounced", "dropped", "undelivered", "failed"]),
         (DigestStatus, ["pending", "sending", "sent", "failed"]),
-        (CtaStatus, ["open", "in_progress", "done", "snoozed"]),
+        (CtaStatus, ["open", "in_progress", "done", "snoozed", "cancelled"]),
         (EnrollmentStatus, ["active", "completed", "exited"]),
         (EnrollmentPhase, ["pending", "active"]),
         (ReceiptStatus, ["sent", "failed", "opted_out", "unknown"]),
@@ -80,11 +82,12 @@ def test_each_vocabulary_holds_exactly_the_values_written(
 def test_values_nothing_writes_are_not_members() -> None:
     for gone in ("planned", "deferred", "delivered", "bounced"):
         assert gone not in set(TouchStatus)
-    assert "cancelled" not in set(CtaStatus)  # the CHECK constraint does not allow it
+    assert "closed" not in set(CtaStatus)  # done or cancelled: there is no third way to close
 
 
 def test_groups_partition_as_documented() -> None:
-    assert set(OPEN_CTA_STATUSES) == set(CtaStatus) - {CtaStatus.DONE}
+    assert set(OPEN_CTA_STATUSES) == set(CtaStatus) - {CtaStatus.DONE, CtaStatus.CANCELLED}
+    assert set(CLOSED_CTA_STATUSES) == {CtaStatus.DONE, CtaStatus.CANCELLED}
     assert set(FINAL_DIGEST_STATUSES) == set(DigestStatus) - {DigestStatus.PENDING, DigestStatus.SENDING}
     assert set(ENDED_ENROLLMENT_STATUSES) == set(EnrollmentStatus) - {EnrollmentStatus.ACTIVE}
     touch_groups = (UNSETTLED_TOUCH_STATUSES, UNSENT_TOUCH_STATUSES, ENGAGED_TOUCH_STATUSES)
@@ -118,8 +121,11 @@ def test_the_cta_status_constraint_and_open_index_match_the_migration() -> None:
     check = next(
         c for c in table.constraints if isinstance(c, CheckConstraint) and c.name == "ck_ctas_status"
     )
-    assert str(check.sqltext) == _check_in_migration("ck_ctas_status")
-    assert str(check.sqltext) == "status IN ('open', 'in_progress', 'done', 'snoozed')"
+    # 0001 created it without `cancelled`; 0006 rebuilt it from its NEW_STATUSES.
+    assert _check_in_migration("ck_ctas_status") == "status IN ('open', 'in_progress', 'done', 'snoozed')"
+    workspace = importlib.import_module("techtouch.adapters.db.migrations.versions.0006_csm_workspace")
+    assert workspace.NEW_STATUSES == tuple(CtaStatus)
+    assert str(check.sqltext) == "status IN ('open', 'in_progress', 'done', 'snoozed', 'cancelled')"
     assert tuple(CTA_STATUSES) == tuple(CtaStatus)
     index = next(i for i in table.indexes if isinstance(i, Index) and i.name == "uq_ctas_open_account_reason")
     for dialect in ("sqlite", "postgresql"):

@@ -1,12 +1,15 @@
 """Record a decision: enrollments, touches and CTAs in one transaction, keyed for exactly-once.
 
-Touches are inserted with ON CONFLICT (key) DO NOTHING and CTAs against the partial unique
-index (account, reason) of open CTAs, so a rerun or a concurrent run adds nothing.
+Touches are inserted with ON CONFLICT (key) DO NOTHING. A CTA is only written for a CTA touch
+whose key is new (a rerun adds nothing): against the partial unique index (account, reason) of
+open CTAs, so an escalation for an account and reason that already has an open CTA is not a
+second CTA but `joined` to that one (the caller adds the history row and raises its priority:
+techtouch.services.ctas.join_escalation), and its touch says DEDUPLICATED.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
@@ -38,6 +41,9 @@ class Recorded:
     touches: int
     ctas: int
     deduplicated_ctas: int
+    created_ids: list[int] = field(default_factory=list)
+    # (id of the open CTA, the escalation that joined it: priority, title, why, touch_key)
+    joined: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
@@ -92,6 +98,7 @@ def record(
 
     ctas = plan.ctas.set_index("touch_key") if not plan.ctas.empty else plan.ctas
     open_ctas = _existing_open_ctas(connection, ctas)
+    seen = _existing_keys(connection, list(ctas.index)) if not ctas.empty else set()
     touch_rows = _records(
         touches,
         [
@@ -121,11 +128,32 @@ def record(
     for start in range(0, len(touch_rows), 5000):
         inserted += connection.execute(statement, touch_rows[start : start + 5000]).rowcount or 0
 
-    created = 0
-    if not plan.ctas.empty:
+    created: list[int] = []
+    joined: list[tuple[int, dict[str, Any]]] = []
+    fresh = plan.ctas[~plan.ctas["touch_key"].isin(seen)] if not plan.ctas.empty else plan.ctas
+    if not fresh.empty:
         cta_rows = _records(
-            plan.ctas,
-            ["touch_key", "account_id", "cycle", "reason", "title", "priority", "assignee", "due_date"],
+            fresh,
+            [
+                "touch_key",
+                "account_id",
+                "cycle",
+                "reason",
+                "title",
+                "priority",
+                "assignee",
+                "due_date",
+                "why",
+                "outcomes",
+            ],
+        )
+        statement = (
+            dialect_insert(connection, Cta.__table__)
+            .on_conflict_do_nothing(
+                index_elements=["account_id", "reason"],
+                index_where=Cta.__table__.c.status.in_(OPEN_CTA_STATUSES),
+            )
+            .returning(Cta.__table__.c.id)
         )
         for row in cta_rows:
             row["enrollment_id"] = ids[(row["account_id"], int(row.pop("cycle")))]
@@ -133,27 +161,56 @@ def record(
             row["status"] = CtaStatus.OPEN
             row["created_as_of"] = as_of
             row["context"] = context.get(row["account_id"], {}) | {"touch_key": row["touch_key"]}
-        statement = dialect_insert(connection, Cta.__table__).on_conflict_do_nothing(
-            index_elements=["account_id", "reason"],
-            index_where=Cta.__table__.c.status.in_(OPEN_CTA_STATUSES),
+            row["why"] = row.get("why") or {}
+            row["outcomes"] = row.get("outcomes") or []
+            open_id = open_ctas.get((row["account_id"], row["reason"]))
+            if open_id is None:
+                new_id = connection.execute(statement, row).scalar()
+                if new_id is not None:
+                    created.append(int(new_id))
+                    open_ctas[(row["account_id"], row["reason"])] = int(new_id)
+                    continue
+                open_id = _open_cta_id(connection, row["account_id"], row["reason"])
+            if open_id is not None:
+                joined.append((open_id, {k: row[k] for k in ("priority", "title", "why", "touch_key")}))
+    return Recorded(
+        touches=inserted,
+        ctas=len(created),
+        deduplicated_ctas=len(joined),
+        created_ids=created,
+        joined=joined,
+    )
+
+
+def _existing_keys(connection: Connection, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        found |= set(
+            connection.execute(select(Touch.key).where(Touch.key.in_(keys[start : start + 500]))).scalars()
         )
-        for row in cta_rows:
-            created += connection.execute(statement, row).rowcount or 0
-    return Recorded(touches=inserted, ctas=created, deduplicated_ctas=len(plan.ctas) - created)
+    return found
 
 
-def _existing_open_ctas(connection: Connection, ctas: pd.DataFrame) -> set[tuple[str, str]]:
+def _open_cta_id(connection: Connection, account_id: str, reason: str) -> int | None:
+    return connection.execute(
+        select(Cta.id).where(
+            Cta.account_id == account_id, Cta.reason == reason, Cta.status.in_(OPEN_CTA_STATUSES)
+        )
+    ).scalar()
+
+
+def _existing_open_ctas(connection: Connection, ctas: pd.DataFrame) -> dict[tuple[str, str], int]:
     if ctas.empty:
-        return set()
+        return {}
     accounts = sorted(set(ctas["account_id"]))
-    found: set[tuple[str, str]] = set()
+    found: dict[tuple[str, str], int] = {}
     for start in range(0, len(accounts), 500):
         result = connection.execute(
-            select(Cta.account_id, Cta.reason).where(
+            select(Cta.id, Cta.account_id, Cta.reason).where(
                 Cta.account_id.in_(accounts[start : start + 500]), Cta.status.in_(OPEN_CTA_STATUSES)
             )
         )
-        found |= {(r.account_id, r.reason) for r in result}
+        found |= {(r.account_id, r.reason): r.id for r in result}
     return found
 
 

@@ -71,7 +71,8 @@ def latest_events(connection: Connection, cutoff: datetime) -> pd.DataFrame:
     """Milestones, latest survey answers, renewal signature and recent engagement per account.
 
     Columns: `milestone.<name>` (bool), `milestone_at.<name>` (first time reached, naive UTC),
-    `survey.<name>` (latest answer, str), `renewal_signed_at`, `opened_30d`, `clicked_30d`.
+    `survey.<name>` (latest answer, str), `survey_at.<name>` (its time), `renewal_signed_at`,
+    `opened_30d`, `clicked_30d`.
     Grouping happens in SQL, so a run reads a few rows per account, not its whole history.
     """
     naive_cutoff = cutoff.astimezone(UTC).replace(tzinfo=None)  # stored as naive UTC
@@ -91,10 +92,15 @@ def latest_events(connection: Connection, cutoff: datetime) -> pd.DataFrame:
         split = surveys["value"].str.split(":", n=1, expand=True)
         surveys["survey"], surveys["answer"] = split[0], split[1]
         surveys["last_at"] = pd.to_datetime(surveys["last_at"])
-        latest = surveys.sort_values(["last_at", "answer"]).groupby(["account_id", "survey"])["answer"].last()
-        answers = latest.unstack("survey")
+        ordered = surveys.sort_values(["last_at", "answer"]).groupby(["account_id", "survey"])
+        answers = ordered["answer"].last().unstack("survey")
         answers.columns = [f"survey.{name}" for name in answers.columns]
         parts.append(answers)
+        # When the latest answer came: a customer's request counts once per answer given during
+        # an enrollment (techtouch.domain.decide: requests).
+        answered_at = ordered["last_at"].last().unstack("survey")
+        answered_at.columns = [f"survey_at.{name}" for name in answered_at.columns]
+        parts.append(answered_at)
 
     other = pd.read_sql_query(OTHER_SQL, connection, params=params, index_col="account_id")
     if not other.empty:

@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import pandas as pd
 from sqlalchemy import Connection, Select, String, and_, or_, select, text, type_coerce
 
-from techtouch.adapters.db.models import Account, Enrollment, Touch, sql_in
+from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.adapters.db.signals import latest_events, usage_signals
-from techtouch.domain.decide import BRANCH_PREFIX, GOAL_MILESTONE
+from techtouch.domain.decide import BRANCH_PREFIX, GOAL_MILESTONE, REQUEST_MILESTONE
 from techtouch.domain.health import score_health
 from techtouch.domain.plan import cap_ledger
 from techtouch.domain.policy import HealthModel
@@ -167,7 +167,7 @@ ENGAGEMENT_SQL = text(
     FROM touches t
     JOIN enrollments n ON n.id = t.enrollment_id AND n.status = '{EnrollmentStatus.ACTIVE}'
     LEFT JOIN events e ON e.value = t.key AND e.type IN ('email_opened', 'email_clicked')
-    WHERE t.journey = :journey AND t.milestone <> '{GOAL_MILESTONE}'
+    WHERE t.journey = :journey AND t.milestone NOT IN ('{GOAL_MILESTONE}', '{REQUEST_MILESTONE}')
     GROUP BY t.enrollment_id, t.milestone
     """
 )
@@ -180,6 +180,66 @@ def load_engagement(connection: Connection, journey: str) -> pd.DataFrame:
     frame[["opened", "clicked", "branched"]] = frame[["opened", "clicked", "branched"]].astype(bool)
     frame["last_rung"] = pd.to_datetime(frame["last_rung"], errors="coerce")
     return frame
+
+
+def load_requests(connection: Connection, journey: str, enrollments: pd.DataFrame) -> pd.DataFrame:
+    """`requested@<id>` per account: the account's current enrollment (`enrollments`, by
+    account_id, with its `cycle`) already raised that customer request (a touch of it exists)."""
+    rows = pd.read_sql_query(
+        select(Touch.account_id, Enrollment.cycle, Touch.rung)
+        .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+        .where(Touch.journey == journey, Touch.milestone == REQUEST_MILESTONE)
+        .distinct(),
+        connection,
+    )
+    if rows.empty or enrollments.empty:
+        return pd.DataFrame(index=pd.Index([], name="account_id"))
+    current = rows["cycle"].to_numpy() == rows["account_id"].map(enrollments["cycle"]).to_numpy()
+    rows = rows[current]
+    if rows.empty:
+        return pd.DataFrame(index=pd.Index([], name="account_id"))
+    wide = pd.crosstab(rows["account_id"], rows["rung"]).astype(bool)
+    wide.columns = [f"requested@{rung}" for rung in wide.columns]
+    return wide
+
+
+def load_cta_state(connection: Connection, reasons: list[str], as_of: date) -> pd.DataFrame:
+    """Per account, its latest CTA of each reason in `reasons`: `cta.<reason>.status`, `.outcome`,
+    `.priority`, `.days_open` (to its closing day once closed, else to `as_of`) and
+    `cta_created.<reason>` (its creation day; decide hides a CTA older than the enrollment)."""
+    if not reasons:
+        return pd.DataFrame(index=pd.Index([], name="account_id"))
+    frame = pd.read_sql_query(
+        select(
+            Cta.id,
+            Cta.account_id,
+            Cta.reason,
+            Cta.status,
+            Cta.outcome,
+            Cta.priority,
+            Cta.created_as_of,
+            Cta.closed_as_of,
+        ).where(Cta.reason.in_(reasons)),
+        connection,
+    )
+    if frame.empty:
+        return pd.DataFrame(index=pd.Index([], name="account_id"))
+    latest = frame.sort_values("id").drop_duplicates(["account_id", "reason"], keep="last")
+    created = pd.to_datetime(latest["created_as_of"])
+    until = pd.to_datetime(latest["closed_as_of"]).fillna(pd.Timestamp(as_of))
+    latest = latest.assign(days_open=(until - created).dt.days.astype(float), created=created)
+    parts = []
+    for field, prefix in (
+        ("status", "cta.{}.status"),
+        ("outcome", "cta.{}.outcome"),
+        ("priority", "cta.{}.priority"),
+        ("days_open", "cta.{}.days_open"),
+        ("created", "cta_created.{}"),
+    ):
+        wide = latest.pivot(index="account_id", columns="reason", values=field)
+        wide.columns = [prefix.format(reason) for reason in wide.columns]
+        parts.append(wide)
+    return pd.concat(parts, axis=1)
 
 
 # Every message recorded for the contact counts, whatever became of it, except those that reached
