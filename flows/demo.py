@@ -52,11 +52,11 @@ def main() -> int:
     from rich.console import Console
 
     from techtouch.domain.clock import today
-    from techtouch.entrypoints.demo import prepare, print_today, where_results_are
+    from techtouch.entrypoints.demo import prepare, print_today, sign_in_here, where_results_are
     from techtouch.settings import load_settings
 
     console = Console()
-    database, outbox = prepare(console)
+    database, outbox, people = prepare(console)
     day = today(load_settings().zone)
 
     from flows.csm_digest import csm_digest
@@ -77,6 +77,7 @@ def main() -> int:
     console.print("the Prefect runs, task runs and artifacts of today's flows:", highlight=False)
     console.print(f"  PREFECT_HOME={home} .venv/bin/prefect server start", highlight=False, soft_wrap=True)
     console.print("  then open http://127.0.0.1:4200/runs (artifacts: renewal-run, renewal-steps, …)")
+    sign_in_here(console, database, outbox, people)
     return 0
 
 

@@ -8,21 +8,26 @@ Everything lands in ./demo (SQLite database and outbox), so the demo never touch
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from techtouch import bootstrap
+from techtouch.adapters import passwords
 from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.db.models import Account
 from techtouch.domain.clock import today
 from techtouch.entrypoints.cli.views import print_simulation
-from techtouch.services import reports
+from techtouch.services import reports, users
+from techtouch.services.app import App
 from techtouch.services.health import compute_health
 from techtouch.services.seed import seed
 from techtouch.services.simulate import ResponseModel, simulate_days
@@ -31,10 +36,49 @@ from techtouch.settings import load_settings
 DEMO_DIR = Path("demo")
 ACCOUNTS = 500
 DAYS = 60
+TEAM = "Customer Success"
+MANAGER = "cs.lead@techtouch.example"  # also the owner of the team queue's digest
+OPS = "ops@techtouch.example"
+# The seeded CSMs (csm01@vendor.example, ...) get real names: the emails they send sign with them.
+CSM_NAMES = (
+    ("Casey Morgan", "Customer Success Manager"),
+    ("Priya Raman", "Senior Customer Success Manager"),
+    ("Jonas Weber", "Customer Success Manager"),
+    ("Amara Okafor", "Customer Success Manager"),
+    ("Luis Ortega", "Customer Success Manager"),
+    ("Mei Chen", "Customer Success Manager"),
+)
 
 
-def prepare(console: Console) -> tuple[Path, Path]:
-    """Seed and simulate up to yesterday; returns (database, outbox) and sets the environment."""
+@dataclass(frozen=True)
+class DemoUser:
+    email: str
+    name: str
+    role: str
+    password: str
+
+
+def add_people(app: App, engine: Engine) -> list[DemoUser]:
+    """A user per seeded CSM (with a name and title), their manager and an ops analyst, each with
+    a fresh random password that the demo prints once at the end."""
+    with engine.connect() as connection:
+        csms = sorted(
+            e for e in connection.execute(select(Account.csm_email).distinct()).scalars() if e is not None
+        )
+    made: list[DemoUser] = []
+    people = [(email, *CSM_NAMES[i % len(CSM_NAMES)], "csm") for i, email in enumerate(csms)] + [
+        (MANAGER, "Robin Lee", "Head of Customer Success", "manager"),
+        (OPS, "Sam Patel", "CS Operations", "ops"),
+    ]
+    for email, name, title, role in people:
+        password = passwords.generate_password()
+        users.add_user(app, email, name=name, role=role, title=title, team=TEAM, password=password)
+        made.append(DemoUser(email, name, role, password))
+    return made
+
+
+def prepare(console: Console) -> tuple[Path, Path, list[DemoUser]]:
+    """Seed and simulate up to yesterday; returns (database, outbox, users) and sets the environment."""
     DEMO_DIR.mkdir(exist_ok=True)
     database = DEMO_DIR / "techtouch.db"
     outbox = DEMO_DIR / "outbox"
@@ -45,7 +89,14 @@ def prepare(console: Console) -> tuple[Path, Path]:
             file.unlink() if file.is_file() else file.rmdir()
     os.environ["TECHTOUCH_DATABASE_URL"] = f"sqlite:///{database}"
     os.environ["TECHTOUCH_OUTBOX_DIR"] = str(outbox)
-    os.environ.setdefault("TECHTOUCH_QUEUE_OWNER", "cs.lead@techtouch.example")
+    os.environ.setdefault("TECHTOUCH_QUEUE_OWNER", MANAGER)
+    # One secret for the demo's links and its workspace sessions, kept next to its database so that
+    # `techtouch serve` on the demo verifies the links in the demo's outbox.
+    secret = DEMO_DIR / "secret_key"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(32))
+        secret.chmod(0o600)
+    os.environ.setdefault("TECHTOUCH_SECRET_KEY", secret.read_text().strip())
     settings = load_settings()
     # The one explicit migration step of the demo (commands and flows refuse an outdated schema).
     upgrading = make_engine(settings.database_url)
@@ -65,6 +116,10 @@ def prepare(console: Console) -> tuple[Path, Path]:
     )
     scored = compute_health(engine, start, app.instant(start), settings.health)
     _portfolio(console, engine, start, reports.health_distribution(scored))
+    people = add_people(app, engine)
+    console.print(
+        f"{len(people)} users: {sum(p.role == 'csm' for p in people)} CSMs, a manager, an ops analyst"
+    )
 
     console.rule(
         f"2. Playing the four journeys day by day, {start} → {start + timedelta(days=DAYS - 1)} "
@@ -82,7 +137,27 @@ def prepare(console: Console) -> tuple[Path, Path]:
         progress=lambda day: console.print(f"  ran {day}", highlight=False) if day.day == 1 else None,
     )
     print_simulation(console, result)
-    return database, outbox
+    return database, outbox, people
+
+
+def sign_in_here(console: Console, database: Path, outbox: Path, people: list[DemoUser]) -> None:
+    """The inbox URL and the users to sign in with (their passwords, shown this once)."""
+    env = (
+        f"TECHTOUCH_DATABASE_URL=sqlite:///{database} TECHTOUCH_OUTBOX_DIR={outbox} "
+        f"TECHTOUCH_SECRET_KEY=$(cat {DEMO_DIR / 'secret_key'})"
+    )
+    console.print("the CSM workspace: start it, then open the inbox and sign in", highlight=False)
+    console.print(f"  {env} .venv/bin/techtouch serve", highlight=False, soft_wrap=True)
+    url = load_settings().public_url.rstrip("/")
+    console.print(f"  {url}/inbox", highlight=False, soft_wrap=True)
+    shown = [p for p in people if p.role == "csm"][:1] + [p for p in people if p.role != "csm"]
+    for person in shown:
+        console.print(
+            f"  {person.role:<8} {person.email}  password: {person.password}  ({person.name})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print("  (passwords are shown only now; `techtouch users add` makes more)", highlight=False)
 
 
 def where_results_are(console: Console, database: Path, outbox: Path) -> None:
@@ -133,9 +208,10 @@ def print_today(console: Console, result: dict[str, Any]) -> None:
 def main() -> int:
     """Library-only demo (no Prefect): `python -m techtouch.entrypoints.demo`."""
     console = Console()
-    database, outbox = prepare(console)
+    database, outbox, people = prepare(console)
     console.rule("3. Where the results are")
     where_results_are(console, database, outbox)
+    sign_in_here(console, database, outbox, people)
     return 0
 
 

@@ -19,18 +19,28 @@ from sqlalchemy import Connection, Engine, select
 
 from techtouch.adapters.channels.base import OutboundEmail, Receipt
 from techtouch.adapters.db.bulk import upsert_rows
-from techtouch.adapters.db.models import Account, Cta
+from techtouch.adapters.db.models import Account, Cta, CtaHistory
 from techtouch.adapters.render.context import csm_name
 from techtouch.adapters.render.renderer import Renderer
 from techtouch.domain.clock import run_instant
-from techtouch.domain.statuses import FINAL_DIGEST_STATUSES, OPEN_CTA_STATUSES, DigestStatus, ReceiptStatus
+from techtouch.domain.statuses import (
+    FINAL_DIGEST_STATUSES,
+    OPEN_CTA_STATUSES,
+    CtaAction,
+    CtaStatus,
+    DigestStatus,
+    ReceiptStatus,
+)
 from techtouch.services import claims
 from techtouch.services.claims import DIGESTS
+from techtouch.services.users import people
 from techtouch.settings import Settings
 
 log = logging.getLogger(__name__)
 TEMPLATE = "digest/csm"
-SECTIONS = ("overdue", "due", "new")
+# "escalated": an escalation for the account and reason joined a CTA that was already open, since
+# the last digest (techtouch.services.ctas.join_escalation): the CSM hears of it, it is not dropped.
+SECTIONS = ("escalated", "overdue", "due", "new")
 
 
 @dataclass
@@ -54,6 +64,7 @@ class CsmDigest:
     recipient: str  # who gets the email
     as_of: date
     sections: dict[str, list[DigestItem]] = field(default_factory=lambda: {s: [] for s in SECTIONS})
+    recipient_name: str | None = None  # the user's name (`techtouch users`), when there is one
 
     @property
     def key(self) -> str:
@@ -91,20 +102,33 @@ def previous_digest_day(as_of: date) -> date:
 
 
 def collect(connection: Connection, settings: Settings, as_of: date) -> DigestReport:
-    """Open CTAs, grouped by recipient: overdue (due before today), due today, new since the last digest."""
+    """Open CTAs (not snoozed), grouped by recipient: escalated again since the last digest, overdue
+    (due before today), due today, new since the last digest."""
     since = previous_digest_day(as_of)
     ctas = Cta.__table__
     rows = connection.execute(
         select(ctas, Account.name.label("account_name"))
         .join(Account, Account.id == ctas.c.account_id)
-        .where(Cta.status.in_(OPEN_CTA_STATUSES), Cta.created_as_of <= as_of)
+        .where(
+            Cta.status.in_([s for s in OPEN_CTA_STATUSES if s != CtaStatus.SNOOZED]),
+            Cta.created_as_of <= as_of,
+        )
         .order_by(Cta.priority.desc(), Cta.due_date, Cta.id)
     ).all()
+    escalated = set(
+        connection.execute(
+            select(CtaHistory.cta_id).where(
+                CtaHistory.action == CtaAction.ESCALATED, CtaHistory.as_of > since, CtaHistory.as_of <= as_of
+            )
+        ).scalars()
+    )
     public = settings.public_url.rstrip("/")
     by_assignee: dict[str, CsmDigest] = {}
     unrouted = 0
     for cta in rows:
-        if cta.due_date < as_of:
+        if cta.id in escalated:
+            section = "escalated"
+        elif cta.due_date < as_of:
             section = "overdue"
         elif cta.due_date == as_of:
             section = "due"
@@ -136,6 +160,9 @@ def collect(connection: Connection, settings: Settings, as_of: date) -> DigestRe
     for digest in by_assignee.values():
         for items in digest.sections.values():
             items.sort(key=lambda i: (_order.get(i.priority, 3), i.due_date, i.cta_id))
+    names = {email: name for email, (name, _) in people(connection).items()}
+    for digest in by_assignee.values():
+        digest.recipient_name = names.get(digest.recipient)
     digests = sorted(by_assignee.values(), key=lambda d: d.assignee)
     return DigestReport(as_of, digests, unrouted)
 
@@ -145,7 +172,7 @@ def render(renderer: Renderer, settings: Settings, digest: CsmDigest) -> Outboun
     is_queue = "@" not in digest.assignee
     context = {
         "as_of": digest.as_of,
-        "recipient_name": csm_name(digest.recipient) or "there",
+        "recipient_name": digest.recipient_name or csm_name(digest.recipient) or "there",
         "queue": digest.assignee if is_queue else None,
         "sections": digest.sections,
         "counts": digest.counts,

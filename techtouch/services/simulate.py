@@ -30,7 +30,9 @@ from techtouch.adapters.db import migrate
 from techtouch.adapters.db.bulk import insert_rows, upsert_rows
 from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.db.models import Base, Event, Touch
+from techtouch.domain.access import Actor, Role
 from techtouch.domain.catalog import CompiledJourney
+from techtouch.services import ctas
 from techtouch.services.app import App
 from techtouch.services.day import run_day
 from techtouch.services.runner import run_journeys
@@ -40,6 +42,28 @@ ANSWERS: dict[str, tuple[list[str], list[float]]] = {
     "nps": ([str(i) for i in range(11)], [0.02, 0.01, 0.02, 0.03, 0.04, 0.05, 0.08, 0.12, 0.18, 0.2, 0.25]),
     "csat": (["1", "2", "3", "4", "5"], [0.05, 0.07, 0.18, 0.35, 0.35]),
     "advocate": (["yes", "no"], [0.4, 0.6]),
+}
+# One-click answers that ask for a person, per template that offers them: (survey, answer, share
+# of the opened emails that click it). The journeys' `requests` turn them into CTAs.
+REQUEST_ANSWERS: dict[str, list[tuple[str, str, float]]] = {
+    "risk/report": [("talk_to_csm", "yes", 0.06)],
+    "risk/content": [("talk_to_csm", "yes", 0.04)],
+    "onboarding/training": [("live_training", "yes", 0.08)],
+    "onboarding/configure_reminder": [("setup_help", "need_help", 0.15)],
+    "advocacy/passive_followup": [("followup_call", "yes", 0.15)],
+    "renewal/incentive": [("early_renewal", "talk_first", 0.3), ("early_renewal", "interested", 0.3)],
+}
+# How likely a CSM closes a CTA with each outcome (relative; any other outcome weighs 1).
+OUTCOME_WEIGHTS: dict[str, float] = {
+    "renewal_confirmed": 4.0,
+    "training_booked": 4.0,
+    "reached_resolved": 3.0,
+    "configured_together": 3.0,
+    "advocate_agreed": 3.0,
+    "usage_plan_agreed": 2.0,
+    "reached_at_risk": 1.5,
+    "no_answer": 1.2,
+    "churn_confirmed": 0.6,
 }
 
 
@@ -52,6 +76,9 @@ class ResponseModel:
     live_rate: float = 0.10  # per day, configured accounts not yet live
     recovery_rate: float = 0.08  # per day, accounts in the risk journey
     sign_rate: float = 0.04  # per day, accounts within 30 days of renewal
+    # CSMs: the chance that an open CTA is worked on a given day (then mostly closed with an
+    # outcome, sometimes started, or snoozed for a few days).
+    work_rate: float = 0.35
     seed: int = 0
 
 
@@ -166,6 +193,7 @@ def _simulate(
             day = start + timedelta(days=offset)
             advance_usage(engine, day)
             _respond(engine, day, model, rng)
+            work_ctas(sim, day, model, rng)
             if deliver:
                 # Each simulated day is delivered at its own times (the run, then every due time up
                 # to the next day's run), never at today's: today would expire it all as too late.
@@ -249,7 +277,7 @@ def _respond(engine: Engine, day: date, model: ResponseModel, rng: np.random.Gen
     with engine.begin() as connection:
         sent = pd.read_sql_query(
             text(
-                "SELECT key, account_id, contact_id, journey, milestone FROM touches "
+                "SELECT key, account_id, contact_id, journey, milestone, template FROM touches "
                 "WHERE as_of = :d AND channel = 'email' AND status = 'sent'"
             ),
             connection,
@@ -276,6 +304,11 @@ def _respond(engine: Engine, day: date, model: ResponseModel, rng: np.random.Gen
                 events += _event_rows(
                     group, when, "survey", pd.Series([f"{name}:{a}" for a in picked], group.index)
                 )
+            for template, offers in REQUEST_ANSWERS.items():
+                offered = sent[(sent["template"] == template) & opened]
+                for name, value, rate in offers:
+                    asking = offered[rng.random(len(offered)) < rate]
+                    events += _event_rows(asking, when, "survey", f"{name}:{value}")
         state = pd.read_sql_query(
             text(
                 "SELECT e.account_id, e.journey, "
@@ -314,6 +347,52 @@ def _respond(engine: Engine, day: date, model: ResponseModel, rng: np.random.Gen
                 ).bindparams(bindparam("ids", expanding=True)),
                 {"d30": day - timedelta(days=30), "d7": day - timedelta(days=7), "d": day, "ids": recovering},
             )
+
+
+def work_ctas(app: App, day: date, model: ResponseModel, rng: np.random.Generator) -> int:
+    """The CSMs' day, for the simulation: each open CTA assigned to a person is worked with
+    `model.work_rate` (a CTA of the team queue waits for a manager): 70% closed with an outcome
+    from its list (OUTCOME_WEIGHTS), 15% started, 15% snoozed 3 to 7 days. Through the lifecycle
+    service, as the assignee, so history and the next run see exactly what a person's work gives."""
+    with app.engine.connect() as connection:
+        open_rows = connection.execute(
+            text(
+                "SELECT id, assignee, status FROM ctas WHERE status IN ('open', 'in_progress') "
+                "AND created_as_of < :d ORDER BY id"
+            ),
+            {"d": day},
+        ).all()
+    at = datetime.combine(day - timedelta(days=1), time(15, 0), tzinfo=UTC)
+    worked = 0
+    for row in open_rows:
+        if row.assignee.startswith("queue:") or rng.random() >= model.work_rate:
+            continue
+        actor = Actor(0, row.assignee, row.assignee, Role.CSM)
+        draw = rng.random()
+        try:
+            if draw < 0.70 or row.status == "in_progress":
+                with app.engine.connect() as connection:
+                    outcomes = ctas.get(connection, row.id, actor).outcomes
+                weights = np.array([OUTCOME_WEIGHTS.get(o, 1.0) for o in outcomes])
+                outcome = str(rng.choice(list(outcomes), p=weights / weights.sum()))
+                ctas.complete(app, row.id, actor, outcome, today=day - timedelta(days=1), at=at)
+            elif draw < 0.85:
+                ctas.start(app, row.id, actor, today=day - timedelta(days=1), at=at)
+            else:
+                until = day + timedelta(days=int(rng.integers(3, 8)))
+                ctas.snooze(
+                    app,
+                    row.id,
+                    actor,
+                    until,
+                    "Waiting for the customer",
+                    today=day - timedelta(days=1),
+                    at=at,
+                )
+            worked += 1
+        except (ctas.CtaRuleError, ctas.UnknownCta):
+            continue
+    return worked
 
 
 def _step_order(journeys: list[CompiledJourney]) -> dict[tuple[str, str, str], tuple[int, int, int]]:

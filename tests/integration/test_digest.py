@@ -102,8 +102,9 @@ def test_sections_and_recipients(ctas: Engine, settings: Settings) -> None:
         report = collect(connection, settings, TODAY)
     by = {d.assignee: d for d in report.digests}
     assert set(by) == {LEAD, "sam.csm@vendor.example", "queue:cs"}
-    assert by["sam.csm@vendor.example"].counts == {"overdue": 0, "due": 1, "new": 1}  # 4: not new, 6: done
-    assert by[LEAD].counts == {"overdue": 1, "due": 0, "new": 0}
+    sam = {"escalated": 0, "overdue": 0, "due": 1, "new": 1}  # 4: not new, 6: done
+    assert by["sam.csm@vendor.example"].counts == sam
+    assert by[LEAD].counts == {"escalated": 0, "overdue": 1, "due": 0, "new": 0}
     assert by["queue:cs"].recipient == LEAD and by["queue:cs"].counts["new"] == 1
     # The lead owns accounts and the queue: two digests, neither lost.
     assert len({d.key for d in report.digests}) == 3
@@ -158,3 +159,22 @@ def test_a_digest_resend_is_compare_and_set(ctas: Engine, settings: Settings) ->
     with ctas.begin() as connection:
         second = claims.reclaim(connection, DIGESTS, keys, seen + timedelta(seconds=2), stale_before=seen)
     assert first == set(keys) and second == set() and statuses(ctas) == ["sending"] * 3
+
+
+def test_an_escalation_joined_since_the_last_digest_is_told_and_a_snoozed_cta_is_not(
+    ctas: Engine, settings: Settings
+) -> None:
+    with ctas.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO cta_history (cta_id, at, as_of, actor, action, detail) "
+                "VALUES (4, :at, :d, 'techtouch', 'escalated', '{}')"
+            ),
+            {"at": datetime(2026, 1, 1, 9, 0), "d": TODAY},
+        )
+        connection.execute(text("UPDATE ctas SET status = 'snoozed' WHERE id = 3"))
+    with ctas.connect() as connection:
+        report = collect(connection, settings, TODAY)
+    sam = next(d for d in report.digests if d.assignee == "sam.csm@vendor.example")
+    assert [i.cta_id for i in sam.sections["escalated"]] == [4]
+    assert sam.counts == {"escalated": 1, "overdue": 0, "due": 1, "new": 0}  # 3 is snoozed
