@@ -117,13 +117,19 @@ def test_a_survey_name_a_template_computes_counts_once_rendered(project: Path):
         '{% block body %}\n{{ ui.choices("health_" ~ "check", [("ok", "OK")]) }}\n',
     )
     journey = project / "journeys" / "renewal.yaml"
-    edit(journey, '"survey.renewal is answered"', '"survey.health_check is answered"')
+    edit(
+        journey,
+        '"survey.renewal is answered"',
+        '"survey.health_check is answered or survey.renewal is answered"',
+    )
     assert check(project) == []
     edit(journey, "survey.health_check", "survey.health_chek")
-    assert check(project) == [
+    problems = check(project)
+    assert problems[0] == (
         f"{where(journey, 'survey.health_chek')}: milestones.0.done_when: unknown survey 'health_chek': "
         "no template a journey sends offers it and no import brings it; did you mean 'health_check'?"
-    ]
+    )
+    assert len(problems) == 2 and "offers the answer health_check:ok" in problems[1]  # nothing reads it now
 
 
 def test_a_survey_nothing_offers_is_refused_with_the_known_names(project: Path):
@@ -155,3 +161,39 @@ def test_a_journey_milestone_id_is_not_an_account_milestone(project: Path):
         "no import brings it (a journey's own milestone ids are not account milestones); "
         "did you mean 'live'?",
     ]
+
+
+# --- no promise without a follow-up (issue 12, point 4) ----------------------------------------
+
+
+def test_the_shipped_journeys_act_on_every_answer_they_offer(project: Path) -> None:
+    assert check(project) == []
+
+
+def test_an_offered_request_that_no_journey_reads_is_refused_at_the_template_reference(project: Path):
+    risk = project / "journeys" / "risk.yaml"
+    edit(risk, "    when: \"survey.talk_to_csm == 'yes'\"", "    when: \"survey.talk_to_csm == 'no'\"")
+    problems = check(project)
+    assert len(problems) == 1, problems
+    assert "offers the answer talk_to_csm:yes but no journey acts on it" in problems[0]
+    assert problems[0].startswith(f"{risk}:")  # located at the rung that sends the template
+
+
+def test_an_answer_declared_informational_needs_no_reader(project: Path) -> None:
+    onboarding = project / "journeys" / "onboarding.yaml"
+    edit(onboarding, '["setup_help:done", "setup_owner:*"]', '["setup_help:done"]')
+    problems = check(project)
+    assert sorted(p.split("offers the answer ")[1].split(" ")[0] for p in problems) == [
+        "setup_owner:colleague",
+        "setup_owner:me",
+    ]
+
+
+def test_a_scale_is_read_answer_by_answer(project: Path) -> None:
+    """NPS offers 0 to 10, and each answer must hold in some condition: with done_when narrowed to
+    0-8 and the ask's skip_when holding up to 9 only, nothing reads a 10."""
+    advocacy = project / "journeys" / "advocacy.yaml"
+    edit(advocacy, 'done_when: "survey.nps is answered"', 'done_when: "survey.nps <= 8"')
+    edit(advocacy, 'skip_when: "not (survey.nps >= 9)"', 'skip_when: "not (survey.nps >= 10)"')
+    problems = check(project)
+    assert [p.split("offers the answer ")[1].split(" ")[0] for p in problems] == ["nps:10"]
