@@ -24,6 +24,8 @@ def report_dict(report: RunReport) -> dict[str, Any]:
                 "steps": j.steps.to_dict("records"),
                 "ctas_created": j.ctas_created,
                 "ctas_by_assignee": dict(j.ctas_by_assignee),
+                "ctas_joined": j.ctas_joined,  # escalations added to a CTA already open
+                "ctas_closed": j.ctas_closed,  # open CTAs closed because their cause went away
                 "skipped": j.skipped,
                 "after_hours": j.after_hours,  # all messages sent after the run time (as before)
                 "scheduled_later_today": j.scheduled_later_today,  # business hours, later the same day
@@ -102,6 +104,9 @@ def journey_markdown(journey: JourneyReport, as_of: str, dry_run: bool, scope: s
         ),
         "",
         f"## CTAs created: {journey.ctas_created}",
+        "",
+        f"Joined to a CTA already open: {journey.ctas_joined}; closed because the cause went away: "
+        f"{journey.ctas_closed}.",
         "",
         "| assignee | CTAs |",
         "|---|---:|",
