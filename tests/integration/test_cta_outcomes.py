@@ -224,6 +224,35 @@ def test_a_request_raises_one_cta_with_the_answer_and_is_never_auto_closed(base:
 def test_a_risk_call_closed_reached_resolved_ends_the_risk_journey(
     base: Base, app: App, casey: Actor
 ) -> None:
+    at_risk(base)
+    base.run(day(0), "risk")
+    assert enrollment(base.engine, "risk").status == "active"
+    answer(base, 1, "talk_to_csm", "yes")
+    base.run(day(1), "risk")
+    cta = cta_of(base.engine, "risk_talk_request")
+    ctas.complete(app, cta.id, casey, "reached_resolved", "Seasonal dip, back in March", today=day(2))
+    base.run(day(3), "risk")
+    ended = enrollment(base.engine, "risk")
+    assert (ended.status, ended.exit_reason) == ("completed", "call_resolved")
+
+
+def test_a_call_that_leaves_the_account_at_risk_asks_for_an_executive_touch(
+    base: Base, app: App, casey: Actor
+) -> None:
+    at_risk(base)
+    for n in range(0, 15):  # report, content, and on day 14 the call CTA: usage did not recover
+        base.run(day(n), "risk")
+    call = cta_of(base.engine, "risk_not_recovered")
+    assert enrollment(base.engine, "risk").milestone == "call"
+    ctas.complete(app, call.id, casey, "reached_at_risk", "Champion left the company", today=day(15))
+    base.run(day(16), "risk")
+    executive = cta_of(base.engine, "risk_exec_escalation")
+    assert executive.why["branch"] == "still_at_risk" and executive.priority == "high"
+    assert executive.why["values"] == {"cta.risk_not_recovered.outcome": "reached_at_risk"}
+
+
+def at_risk(base: Base) -> None:
+    """Account a1, live for two years, whose key actions fell from 40 to 5 a day: the risk journey."""
     base.add([account("a1")], [contact("ca1", "a1")], usage_days=0)
     with base.engine.begin() as c:  # key actions fell from 40 to 5 a day over the last 30 days
         usage = [
@@ -237,15 +266,6 @@ def test_a_risk_call_closed_reached_resolved_ends_the_risk_journey(
             for d in range(1, 61)
         ]
         insert_rows(c, UsageDaily.__table__, usage)
-    base.run(day(0), "risk")
-    assert enrollment(base.engine, "risk").status == "active"
-    answer(base, 1, "talk_to_csm", "yes")
-    base.run(day(1), "risk")
-    cta = cta_of(base.engine, "risk_talk_request")
-    ctas.complete(app, cta.id, casey, "reached_resolved", "Seasonal dip, back in March", today=day(2))
-    base.run(day(3), "risk")
-    ended = enrollment(base.engine, "risk")
-    assert (ended.status, ended.exit_reason) == ("completed", "call_resolved")
 
 
 def test_a_snoozed_cta_reopens_on_its_date(base: Base, app: App, casey: Actor) -> None:
