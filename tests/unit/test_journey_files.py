@@ -135,4 +135,4 @@ def test_every_problem_of_every_file_is_reported_and_duplicate_ids_across_files(
 def test_the_shipped_journeys_load() -> None:
     catalog = load_catalog([Path(__file__).parents[2] / "config" / "journeys"])
     assert set(catalog) == {"onboarding", "renewal", "risk", "advocacy"}
-    assert [m.spec.id for m in catalog["renewal"].milestones] == ["announce", "reminder"]
+    assert [m.spec.id for m in catalog["renewal"].milestones] == ["announce", "at_risk_call", "reminder"]

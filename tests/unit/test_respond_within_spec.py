@@ -92,4 +92,6 @@ def test_the_shipped_journeys_name_their_windows() -> None:
         ("advocacy", "ask"): 14,
         ("onboarding", "csat"): 14,
         ("renewal", "announce"): 14,
+        ("renewal", "at_risk_call"): 30,  # waits on the CSM's at-risk CTA
+        ("risk", "call"): 14,  # waits on the CSM's call
     }
