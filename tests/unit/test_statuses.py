@@ -124,7 +124,7 @@ def test_the_cta_status_constraint_and_open_index_match_the_migration() -> None:
     # 0001 created it without `cancelled`; 0006 rebuilt it from its NEW_STATUSES.
     assert _check_in_migration("ck_ctas_status") == "status IN ('open', 'in_progress', 'done', 'snoozed')"
     workspace = importlib.import_module("techtouch.adapters.db.migrations.versions.0006_csm_workspace")
-    assert workspace.NEW_STATUSES == tuple(CtaStatus)
+    assert tuple(CtaStatus) == workspace.NEW_STATUSES
     assert str(check.sqltext) == "status IN ('open', 'in_progress', 'done', 'snoozed', 'cancelled')"
     assert tuple(CTA_STATUSES) == tuple(CtaStatus)
     index = next(i for i in table.indexes if isinstance(i, Index) and i.name == "uq_ctas_open_account_reason")
