@@ -7,15 +7,22 @@ be hand-written. A hash made with older parameters is upgraded at the next sign-
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _HASHER = PasswordHasher()  # argon2id, the library's current defaults (RFC 9106 low-memory profile)
-# Verifying against this when the user does not exist costs as much as a real check, so the
-# time a sign-in takes does not tell whether an email has an account.
-_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy() -> str:
+    """Verifying against this when the user does not exist costs as much as a real check, so the
+    time a sign-in takes does not tell whether an email has an account. Made on first use, not at
+    import: a hash costs ~0.1 s and 64 MiB, and most processes that import this never verify."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024  # Argon2 takes any length; a bound keeps a hostile form from costing more
@@ -42,7 +49,7 @@ def verify_password(stored: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

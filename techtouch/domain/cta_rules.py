@@ -75,7 +75,8 @@ def check_change(change: CtaChange, status: str) -> CtaStatus | None:
     allowed = ALLOWED_FROM[change]
     if status not in allowed:
         names = ", ".join(str(s) for s in allowed)
-        raise CtaRuleError(f"cannot {change} a CTA that is {status}: only a CTA that is {names}")
+        verb = "complete" if change is CtaChange.DONE else str(change)  # not "cannot done a CTA"
+        raise CtaRuleError(f"cannot {verb} a CTA that is {status}: only a CTA that is {names}")
     return RESULT[change]
 
 

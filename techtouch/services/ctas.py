@@ -11,7 +11,8 @@ to the CTA already open for that account and reason (raising its priority when h
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,7 +21,15 @@ from sqlalchemy import Connection, insert, select, update
 
 from techtouch.adapters.db.models import Account, Cta, CtaHistory, User
 from techtouch.domain import cta_rules
-from techtouch.domain.access import Actor, CtaScope, Forbidden, Role, can_change_cta, can_view_cta
+from techtouch.domain.access import (
+    Actor,
+    CtaScope,
+    Forbidden,
+    Role,
+    can_assign_to,
+    can_change_cta,
+    can_view_cta,
+)
 from techtouch.domain.cta_rules import (
     RESOLVED_BY_CUSTOMER,
     SYSTEM_ACTOR,
@@ -97,6 +106,16 @@ class CtaRecord:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@contextmanager
+def _writing(app: App) -> Iterator[Connection]:
+    """The transaction of one person's change. On SQLite it takes the write lock at BEGIN (the
+    engine's `immediate` option): a deferred transaction that read before another one committed
+    cannot write any more ("database is locked"), so two people changing CTAs at the same moment
+    would fail instead of queueing. PostgreSQL ignores the option (the compare-and-set decides)."""
+    with app.engine.connect() as connection, connection.execution_options(immediate=True).begin():
+        yield connection
 
 
 def _record(connection: Connection, cta_id: int) -> CtaRecord:
@@ -248,7 +267,7 @@ def _change(
 
 
 def start(app: App, cta_id: int, actor: Actor, *, today: date, at: datetime | None = None) -> CtaRecord:
-    with app.engine.begin() as connection:
+    with _writing(app) as connection:
         return _change(
             connection, cta_id, actor, CtaChange.START, CtaAction.STARTED, today=today, at=at, values={}
         )
@@ -265,7 +284,7 @@ def complete(
     at: datetime | None = None,
 ) -> CtaRecord:
     """Done with an outcome from the CTA's list, and an optional note."""
-    with app.engine.begin() as connection:
+    with _writing(app) as connection:
         current = get(connection, cta_id, actor)
         cta_rules.check_outcome(outcome, current.outcomes)
         text = cta_rules.check_note(note_text)
@@ -298,7 +317,7 @@ def snooze(
 ) -> CtaRecord:
     """Out of the inbox until `until` (a later day), for a reason; the run of that day reopens it."""
     cta_rules.check_snooze(until, today, reason)
-    with app.engine.begin() as connection:
+    with _writing(app) as connection:
         return _change(
             connection,
             cta_id,
@@ -319,7 +338,7 @@ def cancel(
     text = cta_rules.check_note(note_text)
     if not text:
         raise CtaRuleError("say why the CTA is cancelled (a note)")
-    with app.engine.begin() as connection:
+    with _writing(app) as connection:
         return _change(
             connection,
             cta_id,
@@ -339,7 +358,7 @@ def note(
     text = cta_rules.check_note(note_text)
     if not text:
         raise CtaRuleError("the note is empty")
-    with app.engine.begin() as connection:
+    with _writing(app) as connection:
         return _change(
             connection,
             cta_id,
@@ -358,7 +377,7 @@ def assign(
 ) -> CtaRecord:
     """Hand the CTA to another person: an enabled CSM or manager (a manager within their team)."""
     target = to_email.strip().lower()
-    with app.engine.begin() as connection:
+    with _writing(app) as connection:
         user = connection.execute(
             select(User.role, User.team, User.disabled).where(User.email == target)
         ).first()
@@ -367,7 +386,7 @@ def assign(
         role = Role(user.role)
         if role is Role.OPS:
             raise CtaRuleError("ops users do not work CTAs: assign to a CSM or manager")
-        if actor.role is Role.MANAGER and target != actor.email and user.team != actor.team:
+        if not can_assign_to(actor, role, user.team, target):
             raise Forbidden("not allowed to assign outside your team")
         return _change(
             connection,

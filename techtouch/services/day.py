@@ -28,6 +28,7 @@ from techtouch.domain.statuses import UNSETTLED_TOUCH_STATUSES, TouchStatus
 from techtouch.services.app import App
 from techtouch.services.delivery import DeliveryReport, Window, deliver
 from techtouch.services.runner import RunReport, RunState, load_run_state, run_journeys
+from techtouch.services.users import people
 
 CHANNEL_NAMES = ("email", "sms")
 
@@ -53,11 +54,13 @@ def deliver_pending(
     email, sms = app.channels
     by_name = {"email": email, "sms": sms}
     settings = app.settings
+    with app.engine.connect() as connection:
+        signers = people(connection)  # a CSM's emails sign with their user's name and title
     return deliver(
         app.engine,
         app.renderer,
         {name: by_name[name] for name in channels},
-        context_builder(settings, state.accounts, app.catalog, app.link_secret),
+        context_builder(settings, state.accounts, app.catalog, app.link_secret, signers),
         accounts=None if state.shard.everything else state.accounts.index,
         reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
         lease=timedelta(minutes=settings.delivery.claim_lease_minutes),

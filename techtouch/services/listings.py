@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from techtouch.adapters.db import listings
+from techtouch.domain.access import Actor, CtaScope, can_view_cta
 from techtouch.domain.spec import JourneyErrors
 from techtouch.services.app import App
 
@@ -31,10 +32,29 @@ def list_touches(
 
 
 def list_ctas(
-    app: App, *, assignee: str | None = None, journey: str | None = None, status: str | None = None
+    app: App,
+    *,
+    assignee: str | None = None,
+    journey: str | None = None,
+    status: str | None = None,
+    account: str | None = None,
+    actor: Actor | None = None,
 ) -> list[dict[str, Any]]:
+    """CTAs most urgent first; with an `actor`, only those the access rules let them see."""
     with app.engine.connect() as connection:
-        return _plain(listings.cta_rows(connection, assignee=assignee, journey=journey, status=status))
+        rows = listings.cta_rows(
+            connection, assignee=assignee, journey=journey, status=status, account=account
+        )
+        if actor is not None:
+            teams = listings.user_teams(connection)
+            rows = [row for row in rows if can_view_cta(actor, cta_scope(row["assignee"], teams))]
+    return _plain(rows)
+
+
+def cta_scope(assignee: str, teams: dict[str, str | None]) -> CtaScope:
+    """What the access rules need about a CTA, from its assignee (`queue:<name>`: the team queue)."""
+    in_queue = assignee.startswith("queue:")
+    return CtaScope(assignee, None if in_queue else teams.get(assignee), in_queue)
 
 
 def known_journeys(app: App) -> list[str]:

@@ -30,6 +30,7 @@ from techtouch.domain.plan import plan_touches
 from techtouch.domain.statuses import ENDED_ENROLLMENT_STATUSES, EnrollmentStatus
 from techtouch.services.app import App
 from techtouch.services.runner import build_frame
+from techtouch.services.users import people
 
 
 def preview_account(
@@ -48,6 +49,7 @@ def preview_account(
         caps = load_cap_counts(connection, as_of)
         enrollments = load_enrollments(connection, journey.id)
         engagement = load_engagement(connection, journey.id)
+        signers = people(connection)  # a CSM's emails sign with their user's name and title
     accounts = accounts.loc[[account_id]]
     roles: list[str] = list(journey.spec.recipients)
     frame = build_frame(accounts, enrollments, engagement, reachability(contacts, roles))
@@ -92,7 +94,7 @@ def preview_account(
                 )
 
     renderer = app.renderer
-    build = context_builder(settings, accounts, app.catalog, app.link_secret)
+    build = context_builder(settings, accounts, app.catalog, app.link_secret, signers)
     messages = []
     names = _contact_names(engine, account_id)
     # The stubs key records by Hashable; a plan's touch columns are all named by strings.

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from techtouch.adapters import passwords
 from techtouch.adapters.db.models import LoginFailure, User, WebSession
@@ -112,7 +113,7 @@ def add_user(
 
 def list_users(app: App) -> list[UserRow]:
     with app.engine.connect() as connection:
-        rows = connection.execute(select(User).order_by(User.role, User.email)).scalars()
+        rows = _orm(connection).scalars(select(User).order_by(User.role, User.email))
         return [_from_model(u) for u in rows]
 
 
@@ -134,7 +135,7 @@ def set_disabled(app: App, email: str, disabled: bool = True) -> UserRow:
 def actor_for(connection: Connection, email: str) -> Actor:
     """The enabled user with this email as an Actor (the CLI's `--as`)."""
     address = email.strip().lower()
-    user = connection.execute(select(User).where(User.email == address)).scalar()
+    user = _orm(connection).scalar(select(User).where(User.email == address))
     if user is None:
         raise UnknownUser(address)
     if user.disabled:
@@ -185,7 +186,7 @@ def authenticate(
             ).scalar()
             retry = int(((oldest or at) + WINDOW - at).total_seconds()) + 1
             raise Throttled(max(retry, 1))
-        user = connection.execute(select(User).where(User.email == address)).scalar()
+        user = _orm(connection).scalar(select(User).where(User.email == address))
         ok = passwords.verify_password(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled:
             connection.execute(insert(LoginFailure), [{"key": k, "at": at} for k in keys])
@@ -198,8 +199,14 @@ def authenticate(
         return to_actor(user)
 
 
+def _orm(connection: Connection) -> Session:
+    """User objects from a Core connection: `connection.execute(select(User)).scalar()` is the
+    first column (the id), not the object. The session joins the connection's transaction."""
+    return Session(bind=connection)
+
+
 def _row(connection: Connection, address: str) -> UserRow:
-    user = connection.execute(select(User).where(User.email == address)).scalar_one()
+    user = _orm(connection).scalars(select(User).where(User.email == address)).one()
     return _from_model(user)
 
 

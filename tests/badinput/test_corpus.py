@@ -42,7 +42,7 @@ from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.db.models import Base
 from techtouch.adapters.render.links import LinkSigner
-from techtouch.entrypoints.cli import commands, journeys  # noqa: F401  (registers the commands)
+from techtouch.entrypoints.cli import commands, ctas, journeys  # noqa: F401  (registers the commands)
 from techtouch.entrypoints.cli.app import UserError, app, settings
 from techtouch.entrypoints.cli.app import main as cli_main
 from techtouch.entrypoints.web import create_app

@@ -202,7 +202,7 @@ def test_status_options_take_only_known_statuses_and_list_them(cli_env: dict[str
     wide = cli_env | {"COLUMNS": "400"}  # one line per message: no wrapping inside the error box
     for command, vocabulary, typo in (
         ("touches", TouchListingStatus, "planned"),
-        ("ctas", CtaStatus, "cancelled"),
+        ("ctas", CtaStatus, "closed"),  # `cancelled` is a status of the lifecycle; `closed` is not
     ):
         result = techtouch(wide, command, "--status", typo)
         assert result.returncode == 2, result.stderr  # a usage error, before touching the database
@@ -286,8 +286,12 @@ def test_check_refuses_an_email_without_unsubscribe_and_a_misspelt_survey(tmp_pa
     result = techtouch(env | {"TECHTOUCH_TEMPLATES_DIR": str(templates)}, "check", str(journey))
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
-        f"{journey}:45:47: {templates}/renewal/reminder.email.html: an email must carry the unsubscribe "
+        f"{journey}:75:47: {templates}/renewal/reminder.email.html: an email must carry the unsubscribe "
         'link, <a href="{{ links.unsubscribe }}">: extend _layout.email.html, whose footer has it',
-        f"{journey}:30:17: milestones.0.done_when: unknown survey 'renewl': no template a journey sends "
+        f"{journey}:41:17: milestones.0.done_when: unknown survey 'renewl': no template a journey sends "
         "offers it and no import brings it; did you mean 'renewal'?",
+        # With done_when misspelt, nothing reads a "likely" answer any more: a promise nobody keeps.
+        f"{journey}:15:45: template renewal/announce offers the answer renewal:likely but no journey acts "
+        "on it: add a request (requests: - when: \"survey.renewal == 'likely'\", cta: ...) or a branch that "
+        "reads it, or declare it in informational_answers if nobody needs to act",
     ]

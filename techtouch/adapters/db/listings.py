@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import Connection, case, or_, select, union
 
-from techtouch.adapters.db.models import Cta, Touch
+from techtouch.adapters.db.models import Cta, Touch, User
+from techtouch.domain.cta_rules import PRIORITY_RANK
 
 TOUCH_FIELDS = (
     "key",
@@ -39,10 +40,9 @@ CTA_FIELDS = (
     "created_as_of",
     "context",
     "outcome",
+    "snoozed_until",
+    "why",
 )
-
-# The `ck_ctas_priority` vocabulary, most urgent first.
-PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 
 def touch_rows(
@@ -70,14 +70,26 @@ def cta_rows(
     assignee: str | None = None,
     journey: str | None = None,
     status: str | None = None,
+    account: str | None = None,
 ) -> list[dict[str, Any]]:
     """CTAs, most urgent first: priority (high, medium, low), then due date, then id."""
     rank = case(PRIORITY_RANK, value=Cta.priority, else_=len(PRIORITY_RANK))
     statement = select(*(getattr(Cta, f) for f in CTA_FIELDS)).order_by(rank, Cta.due_date, Cta.id)
-    for column, value in ((Cta.assignee, assignee), (Cta.journey, journey), (Cta.status, status)):
+    filters = (
+        (Cta.assignee, assignee),
+        (Cta.journey, journey),
+        (Cta.status, status),
+        (Cta.account_id, account),
+    )
+    for column, value in filters:
         if value:
             statement = statement.where(column == value)
     return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+def user_teams(connection: Connection) -> dict[str, str | None]:
+    """email → team of every user: what the access rules need to know about a CTA's assignee."""
+    return dict(connection.execute(select(User.email, User.team)).tuples().all())
 
 
 def journey_ids(connection: Connection) -> set[str]:

@@ -17,11 +17,19 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def csm_name(email: str | None) -> str | None:
-    """`jane.doe@vendor.example` → `Jane Doe` (the CSM directory is out of scope)."""
+# email → (name, title) of the users (techtouch.services.users.people): who a CSM's emails sign as.
+People = Mapping[str, tuple[str, str | None]]
+CSM_TITLE = "Customer Success Manager"
+
+
+def csm_name(email: str | None, people: People | None = None) -> str | None:
+    """The CSM's name: their user's (`techtouch users add`), else derived from the address
+    (`jane.doe@vendor.example` → `Jane Doe`), since an account's CSM needs no user."""
     email = _text(email)
     if email is None:
         return None
+    if people and (person := people.get(email.lower())) is not None:
+        return person[0]
     local = email.split("@", 1)[0]
     return " ".join(part.capitalize() for part in local.replace("_", ".").split(".") if part) or None
 
@@ -37,7 +45,9 @@ ACCOUNT_COLUMNS = (
 )  # fmt: skip
 
 
-def account_context(row: Mapping[str, Any] | pd.Series, account_id: str) -> dict[str, Any]:
+def account_context(
+    row: Mapping[str, Any] | pd.Series, account_id: str, people: People | None = None
+) -> dict[str, Any]:
     renewal = row.get("renewal_date")
     return {
         "id": account_id,
@@ -52,18 +62,21 @@ def account_context(row: Mapping[str, Any] | pd.Series, account_id: str) -> dict
         "active_users_7d": float(row.get("active_users_7d") or 0.0),
         "health": _number(row.get("health")),
         "health_color": _text(row.get("health_color")),
-        "csm_name": csm_name(row.get("csm_email")),
+        "csm_name": csm_name(row.get("csm_email"), people),
         "csm_email": _text(row.get("csm_email")),
     }
 
 
-def sender_context(settings: Settings, key: str | None, csm_email: str | None) -> dict[str, str]:
+def sender_context(
+    settings: Settings, key: str | None, csm_email: str | None, people: People | None = None
+) -> dict[str, str]:
     if key == "csm" and csm_email:
+        person = people.get(csm_email.lower()) if people else None
         return {
             "key": "csm",
-            "name": csm_name(csm_email) or csm_email,
+            "name": csm_name(csm_email, people) or csm_email,
             "email": csm_email,
-            "title": "Customer Success Manager",
+            "title": (person[1] if person else None) or CSM_TITLE,
         }
     sender = settings.senders.get(key or "success") or settings.senders["success"]
     return {"key": key or "success", "name": sender.name, "email": sender.email, "title": sender.title}
@@ -74,8 +87,9 @@ class AccountColumns:
     (numpy columns as views, no copy) and read by position: a batch of accounts is one vectorized
     lookup of positions and one `take` per column, never a pandas row per account."""
 
-    def __init__(self, accounts: pd.DataFrame):
+    def __init__(self, accounts: pd.DataFrame, people: People | None = None):
         self.index = accounts.index
+        self.people = people
         self.columns = {
             name: accounts[name].array if isinstance(accounts[name].dtype, pd.api.extensions.ExtensionDtype)
             else accounts[name].to_numpy(copy=False)
@@ -91,7 +105,7 @@ class AccountColumns:
         taken = {name: list(values.take(positions)) for name, values in self.columns.items()}
         names = list(taken)
         return [
-            account_context(dict(zip(names, values, strict=True)), account_id)
+            account_context(dict(zip(names, values, strict=True)), account_id, self.people)
             for account_id, *values in zip(account_ids, *taken.values(), strict=True)
         ]
 
@@ -112,8 +126,10 @@ class ContextBuilder:
         accounts: pd.DataFrame,
         catalog: dict[str, CompiledJourney],
         secret: bytes,
+        people: People | None = None,
     ):
         self.settings, self.catalog, self.secret = settings, catalog, secret
+        self.people = people or {}
         self.public = settings.public_url.rstrip("/")
         self.frame = accounts
         self._columns: AccountColumns | None = None  # taken on first use: a builder may build nothing
@@ -136,7 +152,7 @@ class ContextBuilder:
     @property
     def columns(self) -> AccountColumns:
         if self._columns is None:
-            self._columns = AccountColumns(self.frame)
+            self._columns = AccountColumns(self.frame, self.people)
         return self._columns
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +189,7 @@ class ContextBuilder:
                 "first_name": name.split(" ")[0] if name else "",
                 "role": row.get("role"),
             },
-            "sender": sender_context(settings, _text(row.get("sender")), account["csm_email"]),
+            "sender": sender_context(settings, _text(row.get("sender")), account["csm_email"], self.people),
             "journey": {"id": row["journey"], "name": journey.spec.name if journey else row["journey"]},
             "milestone": {"id": row["milestone"], "title": milestone_title or row["milestone"]},
             "touch_key": row["key"],
@@ -183,7 +199,13 @@ class ContextBuilder:
 
 
 def context_builder(
-    settings: Settings, accounts: pd.DataFrame, catalog: dict[str, CompiledJourney], secret: bytes
+    settings: Settings,
+    accounts: pd.DataFrame,
+    catalog: dict[str, CompiledJourney],
+    secret: bytes,
+    people: People | None = None,
 ) -> ContextBuilder:
-    """The context of each message of a run: see ContextBuilder."""
-    return ContextBuilder(settings, accounts, catalog, secret)
+    """The context of each message of a run: see ContextBuilder. `people` (email → name, title of
+    the users) makes a CSM's emails sign with their real name and title; without it, or for a CSM
+    without a user, the name is derived from the address."""
+    return ContextBuilder(settings, accounts, catalog, secret, people)

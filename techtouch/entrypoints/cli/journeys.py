@@ -1,4 +1,4 @@
-"""Journey commands: check, preview, run, simulate, touches, ctas."""
+"""Journey commands: check, preview, run, simulate, touches (`ctas` lives in ctas.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from techtouch.bootstrap import ConfigurationError, journey_paths, load_journeys
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.clock import today
 from techtouch.domain.spec import JourneyErrors
-from techtouch.domain.statuses import CtaStatus, TouchListingStatus
+from techtouch.domain.statuses import TouchListingStatus
 from techtouch.entrypoints.cli.app import UserError, app, application, err, out, parse_date, settings
 from techtouch.entrypoints.cli.views import print_preview, print_simulation, report_tables
 from techtouch.services.app import App
-from techtouch.services.listings import known_journeys, list_ctas, list_touches
+from techtouch.services.listings import known_journeys, list_touches
 
 
 def _catalog(tt: App | None = None, paths: list[Path] | None = None) -> dict[str, CompiledJourney]:
@@ -174,21 +174,6 @@ def _listing(
     for row in rows[-SHOWN:] if newest_last else rows[:SHOWN]:
         table.add_row(*(Text(str("-" if row[k] is None else row[k])) for k in columns))  # data, not markup
     out.print(table)
-
-
-@app.command("ctas")
-def ctas(
-    assignee: Annotated[str | None, typer.Option("--assignee", help="a CSM email or queue:<name>")] = None,
-    journey: Annotated[str | None, typer.Option("--journey", help="only this journey")] = None,
-    status: Annotated[CtaStatus | None, typer.Option("--status", help="only this status")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
-) -> None:
-    """Calls-to-action for humans, most urgent first: priority (high, medium, low), due date, id."""
-    tt = application()
-    _check_journey(tt, journey)
-    rows = list_ctas(tt, assignee=assignee, journey=journey, status=status)
-    columns = ("id", "due_date", "priority", "assignee", "account_id", "title", "status")
-    _listing(rows, as_json, columns, f"CTAs (most urgent {SHOWN})", newest_last=False)
 
 
 def _check_journey(tt: App, journey: str | None) -> None:
