@@ -156,10 +156,10 @@ def check_json(lived: dict[str, str]) -> None:
         "journey": "renewal",
         "cycle": 1,
         "status": "active",
-        "milestone": "reminder",  # the answer closed `announce`
-        "phase": "pending",
+        "milestone": "at_risk_call",  # the answer closed `announce`; now waiting on the at-risk CTA
+        "phase": "active",
         "step": 0,
-        "next_due": str(D0 + timedelta(days=2)),
+        "next_due": str(D0 + timedelta(days=9)),  # the CTA is escalated if still open a week later
         "milestone_since": str(D0 + timedelta(days=2)),
         "last_touch_as_of": str(D0 + timedelta(days=2)),
         "entered_as_of": str(D0),
@@ -237,7 +237,16 @@ def check_table(lived: dict[str, str]) -> None:
     ):
         assert (heading,) in table, heading
     day = {k: str(D0 + timedelta(days=k)) for k in range(-2, 5)}
-    assert ("renewal", "1", "active", "reminder", "pending, step 0", day[2], day[0], "-") in table
+    assert (
+        "renewal",
+        "1",
+        "active",
+        "at_risk_call",
+        "active, step 0",
+        str(D0 + timedelta(days=9)),
+        day[0],
+        "-",
+    ) in table
     assert (day[2], "-", "renewal", "announce", "branch_at_risk", "cta", "-", "created") in table
     assert (day[0], "08:00 UTC", "renewal", "announce", "email", "email", "c1", "sent") in table
     assert (day[0], "08:00 UTC", "renewal", "announce", "email", "email", "c2", "sent") in table
