@@ -215,6 +215,15 @@ class Settings(BaseSettings):
     webhook_max_events: int = Field(
         10_000, ge=1, description="`serve`: the most events one SendGrid webhook POST may carry (413 above)"
     )
+    session_idle_hours: float = Field(
+        12,
+        gt=0,
+        le=24 * 30,
+        description="`serve`: a workspace session ends after this long without a request",
+    )
+    session_lifetime_days: float = Field(
+        7, gt=0, le=90, description="`serve`: a workspace session ends this long after sign-in, however used"
+    )
     form_max_bytes: int = Field(
         65_536,
         ge=1024,

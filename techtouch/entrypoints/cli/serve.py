@@ -35,6 +35,11 @@ def serve_command(
     except (ConfigurationError, ValueError) as exc:
         raise UserError(str(exc)) from None
     err.print(f"serving {cfg.public_url} on http://{host}:{port}", highlight=False)
+    err.print(
+        f"CSM workspace: {cfg.public_url.rstrip('/')}/inbox (sign in as a user of `techtouch users add`)",
+        highlight=False,
+        soft_wrap=True,  # a URL cut at the terminal's width cannot be clicked or copied
+    )
     config = uvicorn.Config(service, host=host, port=port, proxy_headers=True, log_level="info")
     server = uvicorn.Server(config)
     access_log.install()  # after uvicorn configured its loggers: tokens never reach the access log

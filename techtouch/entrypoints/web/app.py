@@ -12,6 +12,18 @@ Routes, one router per area:
                GET/POST /p/{token}            preferences: stop email or SMS
 * health.py    GET /healthz                   the database answers
 
+The CSM workspace (signed-in people; server-rendered pages, plain forms, every POST CSRF-checked):
+
+* auth.py         GET/POST /login, POST /logout   sign-in (throttled), sessions, sign-out
+* inbox.py        GET /inbox                      my CTAs: counts, filters, bulk bar, keyboard triage
+* cta_actions.py  POST /inbox/ctas/{id}/<action>  start, done, snooze, assign, cancel, note; POST /inbox/bulk
+* queue.py        GET /queue                      managers: the team queue and the team's CTAs
+* cta_page.py     GET /inbox/ctas/{id}            a CTA: why it fired, the account, the timeline, the actions
+* account_page.py GET /accounts/{id}              an account: context, journeys, CTAs, timeline
+* reports_page.py GET /reports, /reports/<name>.csv  ops and managers: funnels, answer rates, NPS,
+                                                   risk recovery, CTA workload; charts and CSV
+* /static/...     the workspace's stylesheet and script (workspace.py renders the pages)
+
 What they share (state, verifiers, pages, body and form reading) is in deps.py; what they raise
 instead of answering is in errors.py, turned into responses by the handlers below. Database work
 runs in FastAPI's thread pool (sync endpoints); bodies are read by async dependencies first.
@@ -27,10 +39,27 @@ provider (or the person) sends it again: nothing was recorded, and nothing is an
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
-from techtouch.entrypoints.web import health, links, webhooks
+from techtouch.entrypoints.web import (
+    account_page,
+    auth,
+    cta_actions,
+    cta_page,
+    health,
+    inbox,
+    links,
+    queue,
+    reports_page,
+    webhooks,
+)
 from techtouch.entrypoints.web.body_limit import BodyLimit
 from techtouch.entrypoints.web.deps import WebState, state_of
 from techtouch.entrypoints.web.errors import PageError, Problem
@@ -54,6 +83,17 @@ async def page_error_response(request: Request, exc: PageError) -> HTMLResponse:
 
 
 BUSY_RETRY_AFTER_SECONDS = 10
+WORKSPACE_KEY_INFO = b"techtouch-workspace"
+
+
+class Static(StaticFiles):
+    """The workspace's stylesheet and script, with nosniff (the CSP allows scripts from 'self' only)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Cache-Control", "public, max-age=3600")
+        return response
 
 
 async def database_busy_response(request: Request, exc: feedback.DatabaseBusy) -> JSONResponse | HTMLResponse:
@@ -92,6 +132,7 @@ def create_app(
         twilio=twilio,
         pages=Pages(),
         sms_help=webhooks.sms_help_text(settings),
+        workspace_key=hmac.new(link_secret, WORKSPACE_KEY_INFO, hashlib.sha256).digest(),
     )
 
     app = FastAPI(
@@ -104,12 +145,22 @@ def create_app(
             feedback.BadPayload: bad_payload_response,
             PageError: page_error_response,
             feedback.DatabaseBusy: database_busy_response,
+            auth.SignInRequired: auth.sign_in_required_response,
+            auth.CsrfRefused: auth.csrf_refused_response,
         },
     )
     app.state.web = web
     app.include_router(webhooks.router)
     app.include_router(links.router)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(inbox.router)
+    app.include_router(cta_actions.router)
+    app.include_router(queue.router)
+    app.include_router(cta_page.router)
+    app.include_router(account_page.router)
+    app.include_router(reports_page.router)
+    app.mount("/static", Static(packages=[("techtouch.entrypoints.web", "static")]), name="static")
     app.add_middleware(
         BodyLimit,
         default=settings.form_max_bytes,

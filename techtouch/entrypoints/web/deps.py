@@ -55,6 +55,9 @@ class WebState:
     twilio: TwilioVerifier
     pages: Pages
     sms_help: str  # the answer to HELP, from the settings
+    # The CSM workspace's key (derived from the link secret, never the secret itself): sub-keys of it
+    # sign the sign-in form's CSRF token and the flash cookie, and key the failed-sign-in hashes.
+    workspace_key: bytes
 
 
 def state_of(request: Request) -> WebState:
