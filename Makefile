@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # A fresh PREFECT_HOME migrates its database at the first start: give it time on a busy machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: demo test test-fast bench lint mypy install lock clean
+.PHONY: demo test test-fast bench bench-workspace lint mypy install lock clean
 
 # Every machine installs exactly the versions CI tested: requirements.lock pins the whole tree
 # (pyproject.toml says what we need, the lock what we run). `make lock` refreshes it.
@@ -50,6 +50,11 @@ BENCH_SCALE ?= 100k
 BENCH_DB    ?= sqlite
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --scale $(BENCH_SCALE) --db $(BENCH_DB)
+
+# Server time of /reports, a CSM's inbox (500 open CTAs) and a CTA page (benchmarks/results/workspace-*.json).
+BENCH_ACCOUNTS ?= 100000
+bench-workspace: $(STAMP)
+	$(BIN)/python benchmarks/workspace.py --accounts $(BENCH_ACCOUNTS) --db $(BENCH_DB)
 
 # mypy checks techtouch, flows and tasks ([tool.mypy] in pyproject.toml), strict on the domain.
 lint: $(STAMP)
