@@ -341,9 +341,17 @@ def test_advocacy_detractor_gets_a_cta_and_a_promoter_who_agrees_becomes_an_advo
     a1 = [(t.milestone, t.rung, t.channel) for t in touches(base.engine, account_id="a1")]
     a2 = [(t.milestone, t.rung, t.channel) for t in touches(base.engine, account_id="a2")]
     assert a1 == [("nps", "email", "email"), ("nps", "branch_detractor", "cta")]
-    assert a2 == [("nps", "email", "email"), ("ask", "email", "email"), ("ask", "branch_agreed", "email")]
+    # "Yes, happy to help" is a request too: someone has to arrange the reference (issue 12).
+    assert a2 == [
+        ("nps", "email", "email"),
+        ("ask", "email", "email"),
+        ("ask", "branch_agreed", "email"),
+        ("request", "advocate_yes", "cta"),
+    ]
     with Session(base.engine) as c:
-        detractor = c.execute(select(Cta)).scalar_one()
+        detractor = c.execute(select(Cta).where(Cta.reason == "advocacy_detractor")).scalar_one()
+        reference = c.execute(select(Cta).where(Cta.reason == "advocacy_reference")).scalar_one()
+        assert reference.account_id == "a2"
         advocate = c.get(Account, "a2")
     assert (detractor.account_id, detractor.priority) == ("a1", "high")
     assert advocate is not None and advocate.is_advocate
