@@ -1,7 +1,8 @@
 """`make bench-workspace`: server time of the CSM workspace's pages over a large customer base.
 
     .venv/bin/python benchmarks/workspace.py [--accounts N] [--db sqlite|postgresql] [--days D]
-                                             [--run-days K] [--requests R] [--results DIR] [--work DIR]
+                                             [--run-days K] [--requests R] [--results DIR]
+                                             [--work DIR [--keep] [--reuse]]
 
 Builds a database of N accounts (default 100,000: `techtouch seed`, 90 days of usage), gives it D
 days (default 90) of journey history, creates the people (an ops user, a manager per team of 8
@@ -21,9 +22,14 @@ history, shaped like what 90 days of daily runs leave (about 8 touches per accou
 runs the real journeys day by day for the last K days instead (techtouch's simulator, answers and
 CSM work simulated; slow: about a minute per day at 100,000 accounts). The output says which.
 
+`/reports` is measured twice: *computed* (the reports cache emptied before each request, as on a
+first visit) and *kept* (a reload within the cache's 5 minutes, techtouch.services.workspace_reports).
+
 Prints a table and writes `benchmarks/results/workspace-<scale>-<db>.json`. PostgreSQL
 (TECHTOUCH_BENCH_POSTGRES_URL, default the local server as postgres) gets its own database,
-`techtouch_bench_workspace`, dropped at the end. No goal is asserted anywhere: this prints numbers.
+`techtouch_bench_workspace`, dropped at the end (`--keep` keeps it). `--reuse` measures again the
+database an earlier run built (`--work` holds what it built: the SQLite file, `build.json`).
+No goal is asserted anywhere: this prints numbers.
 """
 
 from __future__ import annotations
@@ -126,17 +132,19 @@ class Database:
             return
         server = os.environ.get("TECHTOUCH_BENCH_POSTGRES_URL", POSTGRES_URL)
         self.admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        self._sql(f"DROP DATABASE IF EXISTS {self.NAME} WITH (FORCE)")
-        self._sql(f"CREATE DATABASE {self.NAME}")
+        if not reuse:
+            self._sql(f"DROP DATABASE IF EXISTS {self.NAME} WITH (FORCE)")
+            self._sql(f"CREATE DATABASE {self.NAME}")
         self.url = make_url(server).set(database=self.NAME).render_as_string(hide_password=False)
 
     def _sql(self, statement: str) -> None:
         with self.admin.connect() as connection:
             connection.execute(text(statement))
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         if self.kind == "postgresql":
-            self._sql(f"DROP DATABASE IF EXISTS {self.NAME} WITH (FORCE)")
+            if not keep:
+                self._sql(f"DROP DATABASE IF EXISTS {self.NAME} WITH (FORCE)")
             self.admin.dispose()
 
 
@@ -681,11 +689,12 @@ def main(argv: list[str] | None = None) -> int:
         "--work", type=Path, help="work here and keep the files (default: a temporary folder)"
     )
     parser.add_argument(
-        "--reuse", action="store_true", help="SQLite: measure the database an earlier run left in --work"
+        "--reuse", action="store_true", help="measure the database an earlier run (with --work, --keep) left"
     )
+    parser.add_argument("--keep", action="store_true", help="PostgreSQL: keep the database for --reuse")
     args = parser.parse_args(argv)
-    if args.reuse and (args.db != "sqlite" or args.work is None):
-        parser.error("--reuse needs --db sqlite and --work")
+    if args.reuse and args.work is None:
+        parser.error("--reuse needs the --work folder of the run that built the database")
 
     started = datetime.now(UTC)
     work = args.work or Path(tempfile.mkdtemp(prefix="tt-bench-workspace-"))
@@ -745,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(app, args.requests, people["manager"])
         engine.dispose()
     finally:
-        database.close()
+        database.close(keep=args.keep)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -4,9 +4,16 @@ recovery rate and the CTA workload per CSM per week, for a date range and a pers
 Not the per-run report (techtouch.services.reports and summary write the Prefect artifacts of one
 run): these read the whole history, so every aggregate is computed by the database (GROUP BY,
 window functions), never row by row in Python. Python only orders the few resulting rows and
-does arithmetic on them. That keeps `/reports` under a second over 100,000 accounts
-(benchmarks/workspace.py) on SQLite and PostgreSQL, whose SQL differs in two expressions only:
-the Monday of a date's week and the seconds between two instants (`_Dialect`).
+does arithmetic on them. The SQL is the same on SQLite and PostgreSQL but for three expressions
+(`_Dialect`: a date's week, the seconds between two instants, the survey of an answer) and
+SQLite's planner hints (`_Source`, `CROSS JOIN`).
+
+Speed (benchmarks/workspace.py, 100,000 accounts, ~660,000 touches in 90 days): a manager's reports
+read their team's accounts only (through the index on accounts.csm_email) and are computed in a
+few hundred milliseconds; everyone's read every touch of the range, which SQLite's GROUP BY sorts,
+and take seconds there. So computed reports are kept CACHE_SECONDS per database, scope, range and
+day (`build`): a reload, a colleague with the same scope and the page's CSV downloads get them
+at once, and the page says when they were computed.
 
 Who sees what (techtouch.domain.access): ops see everything; a manager sees the accounts whose CSM
 is in their team (users.team) and the CTAs assigned to those people; anybody else is Forbidden.
@@ -22,7 +29,8 @@ Definitions (the page and the README say the same):
   after); *opened* / *clicked* as journeys read them (the touch's status, its verdict, or an
   `email_opened`/`email_clicked` event naming its key: techtouch.adapters.db.state); *done*
   moved past the milestone or completed the journey there; *escalated* got a CTA (a ladder's CTA
-  rung, a branch's, or a high-touch account's personal one; joined to an open CTA included).
+  rung, a branch's, or a high-touch account's personal one; joined to an open CTA included). A
+  customer's request for a person (`request` rows) is a CTA whatever the milestone, never done.
 - **Answer rates**: per survey, the accounts that were sent an email offering it in the range
   (*asked*: the template puts a link to it, techtouch.adapters.render.renderer.offered_surveys) and
   those of them that answered it in the range (*answered*); *answers* counts every answer recorded
@@ -51,7 +59,7 @@ from typing import Any
 from sqlalchemy import Connection, Date, String, bindparam, select, text
 from sqlalchemy.sql.elements import TextClause
 
-from techtouch.adapters.db.models import User, UTCDateTime
+from techtouch.adapters.db.models import Account, User, UTCDateTime
 from techtouch.domain.access import Actor, Forbidden, Role, can_see_reports
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.decide import BRANCH_PREFIX, GOAL_MILESTONE, REQUEST_MILESTONE
@@ -147,10 +155,13 @@ def parse_day(value: str | None, what: str) -> date | None:
 @dataclass(frozen=True)
 class Scope:
     """Whose numbers: everyone's (`members` None) or those of the accounts whose CSM, and the CTAs
-    whose assignee, is one of `members` (a manager's team)."""
+    whose assignee, is one of `members` (a manager's team, lower-case emails). `people`: every
+    spelling of those emails in `accounts.csm_email` (an import keeps the case of the local part),
+    matched exactly so that the indexes on accounts.csm_email and ctas.assignee find them."""
 
     label: str
     members: tuple[str, ...] | None = None
+    people: tuple[str, ...] = ()
 
     @property
     def everyone(self) -> bool:
@@ -169,8 +180,11 @@ def scope_for(connection: Connection, actor: Actor) -> Scope:
             str(e).lower()
             for e in connection.execute(select(User.email).where(User.team == actor.team)).scalars()
         }
-        return Scope(f"team {actor.team}", tuple(sorted(members)))
-    return Scope("your own accounts", tuple(sorted(members)))
+    # The distinct CSM addresses come from the index on accounts.csm_email (a few hundred).
+    spellings = connection.execute(select(Account.csm_email).where(Account.csm_email.is_not(None)).distinct())
+    people = members | {str(e) for e in spellings.scalars() if str(e).lower() in members}
+    label = f"team {actor.team}" if actor.team else "your own accounts"
+    return Scope(label, tuple(sorted(members)), tuple(sorted(people)))
 
 
 # --- the results --------------------------------------------------------------------------------
@@ -358,16 +372,42 @@ def _quoted(values: Iterable[str]) -> str:
     return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
 
 
-def _scoped_accounts(scope: Scope, account_column: str) -> str:
-    """A condition restricting `account_column` to the scope's accounts (TRUE for everyone)."""
-    if scope.everyone:
-        return "1 = 1"
-    return f"{account_column} IN (SELECT a.id FROM accounts a WHERE LOWER(a.csm_email) IN :members)"
+@dataclass(frozen=True)
+class _Source:
+    """Where a query reads `table` from, for a scope.
+
+    Everyone: the table (its own indexes on dates and kinds). A team: the team's accounts first
+    (the index on accounts.csm_email), then the table's rows of each account (its index on
+    account_id): a manager's reports read their team's rows only, not everyone's. On SQLite the
+    other conditions are then written `+column` (`col`), which keeps its planner from looping over
+    another index inside the accounts loop.
+    """
+
+    scope: Scope
+    dialect: _Dialect
+    table: str
+    alias: str
+
+    @property
+    def from_(self) -> str:
+        if self.scope.everyone:
+            return f"{self.table} {self.alias}"
+        return f"accounts sa CROSS JOIN {self.table} {self.alias}"
+
+    @property
+    def where(self) -> str:
+        if self.scope.everyone:
+            return "1 = 1"
+        return f"sa.csm_email IN :people AND {self.alias}.account_id = sa.id"
+
+    def col(self, column: str) -> str:
+        scoped = not self.scope.everyone and self.dialect.name == "sqlite"
+        return f"+{column}" if scoped else column
 
 
 def _params(scope: Scope, **values: Any) -> dict[str, Any]:
     if not scope.everyone:
-        values["members"] = list(scope.members or ())
+        values["people"] = list(scope.people)
     return values
 
 
@@ -375,14 +415,14 @@ def _bind(sql: str, scope: Scope, **types: Any) -> TextClause:
     """`sql` with typed parameters (dates and instants stored as each database stores them)."""
     params = [bindparam(name, type_=kind) for name, kind in types.items()]
     if not scope.everyone:
-        params.append(bindparam("members", expanding=True))
+        params.append(bindparam("people", expanding=True))
     return text(sql).bindparams(*params)
 
 
 # --- the funnel ---------------------------------------------------------------------------------
 
 
-def _funnel_sql(scope: Scope) -> str:
+def _funnel_sql(scope: Scope, dialect: _Dialect) -> str:
     """One journey's funnel in one pass over the touches of its cohort: grouped per enrollment and
     rung, then per rung and per milestone.
 
@@ -409,6 +449,7 @@ def _funnel_sql(scope: Scope) -> str:
         return f"EXISTS (SELECT 1 FROM events e WHERE e.type IN ({_quoted(types)}) AND e.value = t.key)"
 
     measures = "sent, delivered, opened, clicked, escalated, done, is_cta, is_sms"
+    src = _Source(scope, dialect, "touches", "t")
     return f"""
     WITH marks AS (
         SELECT t.enrollment_id, t.milestone, t.rung,
@@ -432,10 +473,9 @@ def _funnel_sql(scope: Scope) -> str:
                           OR COALESCE(n.milestone, '') <> t.milestone THEN 1 ELSE 0 END) AS done,
                MAX(CASE WHEN t.channel = 'cta' THEN 1 ELSE 0 END) AS is_cta,
                MAX(CASE WHEN t.channel = 'sms' THEN 1 ELSE 0 END) AS is_sms
-        FROM touches t CROSS JOIN enrollments n
-        WHERE t.journey = :journey AND t.as_of >= :start AND n.id = t.enrollment_id
-          AND n.entered_as_of >= :start AND n.entered_as_of <= :end
-          AND {_scoped_accounts(scope, "n.account_id")}
+        FROM {src.from_} CROSS JOIN enrollments n
+        WHERE {src.where} AND {src.col("t.journey")} = :journey AND {src.col("t.as_of")} >= :start
+          AND n.id = t.enrollment_id AND n.entered_as_of >= :start AND n.entered_as_of <= :end
         GROUP BY t.enrollment_id, t.milestone, t.rung
     ),
     per_milestone AS (
@@ -463,7 +503,8 @@ def funnels(
     if not journeys:
         return []
     ids = [j.id for j in journeys]
-    statement = _bind(_funnel_sql(scope), scope, start=Date(), end=Date(), journey=String())
+    dialect = _dialect(connection)
+    statement = _bind(_funnel_sql(scope, dialect), scope, start=Date(), end=Date(), journey=String())
     counted: dict[tuple[str, str, str | None], dict[str, Any]] = {}
     for journey_id in ids:
         params = _params(scope, start=within.start, end=within.end, journey=journey_id)
@@ -474,10 +515,11 @@ def funnels(
                 None if row["rung"] is None else "cta" if is_cta else "sms" if is_sms else "email"
             )
             counted[(journey_id, row["milestone"], row["rung"])] = values
+    src = _Source(scope, dialect, "enrollments", "n")
     statuses = _bind(
-        "SELECT n.journey, n.status, COUNT(*) AS n FROM enrollments n "
-        "WHERE n.journey IN :journeys AND n.entered_as_of >= :start AND n.entered_as_of <= :end "
-        f"AND {_scoped_accounts(scope, 'n.account_id')} GROUP BY n.journey, n.status",
+        f"SELECT n.journey, n.status, COUNT(*) AS n FROM {src.from_} WHERE {src.where} "
+        "AND n.journey IN :journeys AND n.entered_as_of >= :start AND n.entered_as_of <= :end "
+        "GROUP BY n.journey, n.status",
         scope,
         start=Date(),
         end=Date(),
@@ -603,22 +645,24 @@ def answer_rates(
     # and the events are the outer loops (CROSS JOIN: SQLite keeps the order), each looking up
     # its template's surveys, or its own survey, in the small list.
     dialect = _dialect(connection)
+    touches, events = _Source(scope, dialect, "touches", "t"), _Source(scope, dialect, "events", "e")
     sql = f"""
     WITH offers AS ({" UNION ALL ".join(rows)}),
     surveys AS ({" UNION ALL ".join(names)}),
     asked AS (
         SELECT o.survey, t.account_id
-        FROM touches t CROSS JOIN offers o
-        WHERE t.journey IN :journeys AND t.as_of >= :start AND t.as_of <= :end
+        FROM {touches.from_} CROSS JOIN offers o
+        WHERE {touches.where} AND {touches.col("t.journey")} IN :journeys
+          AND {touches.col("t.as_of")} >= :start AND {touches.col("t.as_of")} <= :end
           AND t.channel = 'email' AND t.status IN ({_quoted(SENT_STATUSES)}) AND t.template IN :templates
-          AND o.template = t.template AND {_scoped_accounts(scope, "t.account_id")}
+          AND o.template = t.template
         GROUP BY o.survey, t.account_id
     ),
     answered AS (
         SELECT s.survey, e.account_id, COUNT(*) AS n
-        FROM events e CROSS JOIN surveys s
-        WHERE e.type = 'survey' AND e.occurred_at >= :since AND e.occurred_at < :until
-          AND s.survey = {dialect.before_colon("e.value")} AND {_scoped_accounts(scope, "e.account_id")}
+        FROM {events.from_} CROSS JOIN surveys s
+        WHERE {events.where} AND e.type = 'survey' AND e.occurred_at >= :since AND e.occurred_at < :until
+          AND s.survey = {dialect.before_colon("e.value")}
         GROUP BY s.survey, e.account_id
     ),
     rates AS (
@@ -660,16 +704,18 @@ def answer_rates(
 
 def nps(connection: Connection, scope: Scope, within: Period) -> Nps:
     """Each respondent's latest NPS answer in the range, counted per score."""
-    # `value >= 'nps:' AND value < 'nps;'` (';' follows ':') is the prefix as an index range.
+    # `value >= 'nps:' AND value < 'nps;'` (';' follows ':') is the prefix as an index range
+    # (for a team, the index on (account_id, type, occurred_at) is the one to use).
+    events = _Source(scope, _dialect(connection), "events", "e")
     sql = f"""
     WITH latest AS (
         SELECT e.value,
                ROW_NUMBER() OVER (PARTITION BY e.account_id, COALESCE(e.contact_id, '')
                                   ORDER BY e.occurred_at DESC, e.id DESC) AS rn
-        FROM events e
-        WHERE e.type = 'survey' AND e.value >= 'nps:' AND e.value < 'nps;'
+        FROM {events.from_}
+        WHERE {events.where} AND e.type = 'survey'
+          AND {events.col("e.value")} >= 'nps:' AND {events.col("e.value")} < 'nps;'
           AND e.occurred_at >= :since AND e.occurred_at < :until
-          AND {_scoped_accounts(scope, "e.account_id")}
     )
     SELECT value, COUNT(*) AS n FROM latest WHERE rn = 1 GROUP BY value
     """
@@ -689,11 +735,13 @@ def risk_recovery(
     connection: Connection, scope: Scope, within: Period, journey: str = RISK_JOURNEY
 ) -> RiskRecovery:
     """The risk enrollments that ended in the range, per exit reason."""
+    src = _Source(scope, _dialect(connection), "enrollments", "n")
     sql = f"""
     SELECT COALESCE(n.exit_reason, '') AS reason, COUNT(*) AS n
-    FROM enrollments n
-    WHERE n.journey = :journey AND n.status IN ({_quoted(ENDED_ENROLLMENT_STATUSES)})
-      AND n.exited_as_of >= :start AND n.exited_as_of <= :end AND {_scoped_accounts(scope, "n.account_id")}
+    FROM {src.from_}
+    WHERE {src.where} AND n.journey = :journey
+      AND {src.col("n.status")} IN ({_quoted(ENDED_ENROLLMENT_STATUSES)})
+      AND n.exited_as_of >= :start AND n.exited_as_of <= :end
     GROUP BY COALESCE(n.exit_reason, '')
     """
     statement = _bind(sql, scope, start=Date(), end=Date(), journey=String())
@@ -714,7 +762,7 @@ def cta_workload(connection: Connection, scope: Scope, within: Period, today: da
     escalations; a week is an integer (`_Dialect.week_index`), turned into its Monday here.
     """
     dialect = _dialect(connection)
-    assignee_filter = "1 = 1" if scope.everyone else "LOWER(c.assignee) IN :members"
+    assignee_filter = "1 = 1" if scope.everyone else "c.assignee IN :people"  # ix_ctas_assignee_status
     in_range = f"c.created_as_of >= :start AND c.created_as_of <= :end AND {assignee_filter}"
     is_open = f"c.status IN ({_quoted(OPEN_CTA_STATUSES)})"
     first_action = dialect.seconds_between("c.first_action_at", "c.created_at")
@@ -858,9 +906,20 @@ SORTER_KIB = 65_536  # SQLite: memory for one report's sorts (GROUP BY, windows)
 
 @contextmanager
 def _sorting_room(connection: Connection) -> Iterator[None]:
-    """On SQLite, a larger page cache for the length of the reports: the sorter behind every GROUP BY
-    keeps its runs in it rather than spilling them to temporary files (twice as fast over 100,000
-    accounts). The connection's own setting is put back after: it returns to the pool as it was."""
+    """Room for the reports' sorts and hashes, for their length only.
+
+    SQLite: a larger page cache, which its sorter (every GROUP BY) keeps its runs in rather than
+    spilling them to temporary files (twice as fast over 100,000 accounts); the connection's own
+    setting is put back after, so it returns to the pool as it was. PostgreSQL, for the
+    transaction (`SET LOCAL`): as much work memory, and no JIT compilation, which its planner
+    chooses for these queries' estimated cost and which took 3.5 of 3.8 s of a funnel (EXPLAIN
+    ANALYZE over 100,000 accounts) to speed up a query that then runs in half a second.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL jit = off")
+        connection.exec_driver_sql(f"SET LOCAL work_mem = '{SORTER_KIB}kB'")
+        yield
+        return
     if connection.dialect.name != "sqlite":
         yield
         return

@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -407,6 +410,23 @@ def test_computed_reports_are_kept_a_few_minutes_per_scope(data: Data, engine: E
         build(data, CSM_A)
 
 
+def test_an_imported_address_in_another_case_is_still_the_team_s(data: Data, engine: Engine) -> None:
+    add_account(engine, "a5", "Avery@vendor.example")  # an import keeps the local part's case
+    with engine.begin() as c:
+        c.execute(insert(Contact).values(**contact("c-a5", "a5")))
+        answer = {
+            "key": "a5-nps",
+            "account_id": "a5",
+            "contact_id": "c-a5",
+            "type": "survey",
+            "value": "nps:10",
+        }
+        c.execute(insert(Event).values(**answer, occurred_at=at(date(2026, 10, 25)), source="test"))
+    found = build(data, MANAGER)
+    assert found.scope.people == ("Avery@vendor.example", CSM_A, MANAGER)
+    assert (found.nps.responses, found.nps.promoters, found.nps.score) == (4, 2, 0.0)  # 3, 9, 6 and 10
+
+
 def test_a_csm_may_not_see_reports(data: Data) -> None:
     with pytest.raises(Forbidden):
         build(data, CSM_A)
@@ -592,3 +612,23 @@ def test_a_csm_gets_403_and_bad_requests_get_clear_answers(data: Data) -> None:
     assert page.status_code == 400 and "is after the end" in page.text and 'aria-invalid="true"' in page.text
     anonymous = client_for(data.app).get("/reports")
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+
+
+@pytest.mark.slow
+def test_the_workspace_benchmark_prints_its_table_and_writes_its_json(tmp_path: Path) -> None:
+    """`make bench-workspace` at a tiny scale, so that its code cannot rot. No speed is asserted:
+    the goals are in its table, never in a timed test."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "workspace.py"), "--accounts", "400", "--requests", "2",
+         "--results", str(tmp_path)],
+        cwd=root, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "history: synthetic" in done.stdout and "/inbox, CSM with 500 open CTAs" in done.stdout
+    document = json.loads((tmp_path / "workspace-400-sqlite.json").read_text(encoding="utf-8"))
+    assert document["accounts"] == 400 and document["db"] == "sqlite"
+    assert document["rows"]["touches"] > 0 and document["rows"]["ctas"] >= 500
+    hows = {(m["name"], m["how"]) for m in document["measurements"]}
+    assert ("CTA page", "TestClient (whole request)") in hows
+    assert all(m["median_ms"] > 0 and m["samples"] == 2 for m in document["measurements"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -164,12 +164,15 @@ def _funnel_chart(funnel: reports.JourneyFunnel) -> report_charts.Chart:
 
 
 def _workload_chart(workload: reports.Workload) -> report_charts.Chart:
-    weeks = workload.weeks()
+    """CTAs opened per week and person, a person shown by name (by address when two share one)."""
+    names = {row.assignee: row.name for row in workload.rows}
+    shared = {name for name, n in Counter(names.values()).items() if n > 1}
     opened: dict[str, dict[str, int]] = {}
     for row in workload.rows:
         if row.opened:
-            opened.setdefault(row.name, {})[row.week] = opened.get(row.name, {}).get(row.week, 0) + row.opened
-    return report_charts.workload_chart(weeks, opened)
+            label = row.assignee if row.name in shared else row.name
+            opened.setdefault(label, {})[row.week] = row.opened
+    return report_charts.workload_chart(workload.weeks(), opened)
 
 
 def _percent(part: int, whole: int) -> str:
