@@ -6,12 +6,9 @@ Outside CI a missing Chromium skips these tests with the reason; under CI=true i
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -23,36 +20,11 @@ from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.render.links import LinkSigner
 from techtouch.settings import Settings
-from tests.conftest import IN_CI
+from tests.browser.conftest import free_port, healthy
 from tests.integration.journey_base import Base, account, contact
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "browser-test-secret-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = os.environ.get("TECHTOUCH_TEST_CHROMIUM") or shutil.which("chromium") or ""
-    if not path or not Path(path).exists():
-        problem = "Chromium is not installed (apt-get install -y chromium)"
-        if IN_CI:
-            pytest.fail(f"CI=true and {problem}", pytrace=False)
-        pytest.skip(problem)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture

@@ -13,12 +13,9 @@ account. Outside CI a missing Chromium skips these tests with the reason; under 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -36,7 +33,7 @@ from techtouch.adapters.db.models import Cta, CtaHistory, Enrollment, Event
 from techtouch.services import users
 from techtouch.services.health import compute_health
 from techtouch.settings import Settings
-from tests.conftest import IN_CI
+from tests.browser.conftest import free_port, healthy
 from tests.integration.journey_base import Base, account, contact
 
 if TYPE_CHECKING:
@@ -71,31 +68,6 @@ COMMENT = "Budget cuts next year; the CFO decides in March."
 
 
 # --- the browser, the base, the server --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = os.environ.get("TECHTOUCH_TEST_CHROMIUM") or shutil.which("chromium") or ""
-    if not path or not Path(path).exists():
-        problem = "Chromium is not installed (apt-get install -y chromium)"
-        if IN_CI:
-            pytest.fail(f"CI=true and {problem}", pytrace=False)
-        pytest.skip(problem)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @dataclass
