@@ -14,10 +14,10 @@ from datetime import date
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, select, text, tuple_, update
 
 from techtouch.adapters.db.bulk import dialect_insert
-from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch
+from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.domain.plan import Plan
 from techtouch.domain.statuses import OPEN_CTA_STATUSES, CtaStatus, TouchStatus
 
@@ -151,7 +151,11 @@ def record(
             dialect_insert(connection, Cta.__table__)
             .on_conflict_do_nothing(
                 index_elements=["account_id", "reason"],
-                index_where=Cta.__table__.c.status.in_(OPEN_CTA_STATUSES),
+                # Literals, not parameters: PostgreSQL proves that the partial unique index
+                # matches from this predicate, which it cannot do from parameters once psycopg
+                # prepares the statement (its fifth execution on a connection) and the plan is
+                # generic ("no unique or exclusion constraint matching the ON CONFLICT").
+                index_where=text(sql_in("status", OPEN_CTA_STATUSES)),
             )
             .returning(Cta.__table__.c.id)
         )
