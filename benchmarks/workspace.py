@@ -24,6 +24,10 @@ CSM work simulated; slow: about a minute per day at 100,000 accounts). The outpu
 
 `/reports` is measured twice: *computed* (the reports cache emptied before each request, as on a
 first visit) and *kept* (a reload within the cache's 5 minutes, techtouch.services.workspace_reports).
+Everyone's reports read the rollup the runs keep (techtouch.services.report_rollup): its refresh is
+measured first, once over the whole history (the first refresh) and three times as a run does it
+(only what can still change), and everyone's reports computed from the history without it, three
+times, for comparison.
 
 Prints a table and writes `benchmarks/results/workspace-<scale>-<db>.json`. PostgreSQL
 (TECHTOUCH_BENCH_POSTGRES_URL, default the local server as postgres) gets its own database,
@@ -67,7 +71,7 @@ from techtouch.adapters.db.engine import make_engine  # noqa: E402
 from techtouch.adapters.db.models import Base, Cta  # noqa: E402
 from techtouch.domain.catalog import CompiledJourney  # noqa: E402
 from techtouch.entrypoints.web import create_app, reports_page  # noqa: E402
-from techtouch.services import users, workspace_reports  # noqa: E402
+from techtouch.services import report_rollup, users, workspace_reports  # noqa: E402
 from techtouch.services.app import App  # noqa: E402
 from techtouch.services.runner import ordered  # noqa: E402
 from techtouch.services.seed import seed  # noqa: E402
@@ -596,9 +600,11 @@ def measure(app: App, repeats: int, manager: str) -> list[dict[str, Any]]:
     within = workspace_reports.period(None, None, today)
     rows: list[dict[str, Any]] = []
 
-    def add(name: str, goal: str | None, how: str, run: Callable[[], Any], detail: str = "") -> None:
+    def add(
+        name: str, goal: str | None, how: str, run: Callable[[], Any], detail: str = "", times: int = 0
+    ) -> None:
         print(f"   {name} ({how})", flush=True)
-        result = timed(run, repeats)
+        result = timed(run, times or repeats)
         goal_ms = GOALS_MS.get(goal or "")
         met = None if goal_ms is None else result["median_ms"] <= goal_ms
         rows.append({"name": name, "how": how, **result, "goal_ms": goal_ms, "met": met, "detail": detail})
@@ -612,10 +618,32 @@ def measure(app: App, repeats: int, manager: str) -> list[dict[str, Any]]:
 
         return cold
 
+    full = report_rollup.refresh_for(app, today, full=True)
+    rows.append({"name": "reports rollup refresh", "how": "first: the whole history", "median_ms": round(full.seconds * 1000.0, 1),
+                 "p95_ms": round(full.seconds * 1000.0, 1), "samples": 1, "goal_ms": None, "met": None,
+                 "detail": ", ".join(f"{n} {k}" for k, n in full.rows.items())})  # fmt: skip
+    print(f"   reports rollup refresh (first: the whole history): {full.seconds:.1f} s", flush=True)
+    add("reports rollup refresh", None, "as after a run: what can still change",
+        lambda: report_rollup.refresh_for(app, today), times=3)  # fmt: skip
+    ops_scope = workspace_reports.Scope("all teams")
+    journeys = workspace_reports.ordered_journeys(app)
+    offers = workspace_reports.template_offers(app, journeys)
+
+    def from_history() -> Any:
+        with app.engine.connect() as connection, workspace_reports.sorting_room(connection):
+            return workspace_reports._compute(connection, journeys, offers, ops_scope, within, today)
+
+    add(
+        "/reports, ops, every account",
+        None,
+        "service: computed from the history (no rollup)",
+        from_history,
+        times=3,
+    )
     for who, email in (("ops, every account", OPS), ("manager, one team", manager)):
         actor = actors[email]
         page = lambda actor=actor: ok(reports_page.reports_page(request_for(fastapi_app, "/reports"), actor))  # noqa: E731
-        add(f"/reports, {who}", "reports", "service: SQL aggregates computed",
+        add(f"/reports, {who}", "reports", "service: computed (ops: from the rollup)",
             lambda actor=actor: workspace_reports.build(app, actor, within, today, cached=False))  # fmt: skip
         add(f"/reports, {who}", "reports", "in process, computed (service + charts + template)",
             computed(page))  # fmt: skip

@@ -16,6 +16,7 @@ from tasks.deliver import deliver_email, deliver_sms
 from tasks.health import score_health
 from tasks.load_state import load_state
 from tasks.report import publish_report
+from tasks.reports import refresh_reports
 from tasks.runtime import runtime_app
 from techtouch.domain.clock import today
 from techtouch.domain.shards import Shard
@@ -63,6 +64,8 @@ def run_cycle(
             email = deliver_email.submit(app, state, now)
             sms = deliver_sms.submit(app, state, now)
             deliveries = {"email": email.result(), "sms": sms.result()}
+            if part.everything:  # a sharded cycle: `techtouch reports refresh` once all shards ran
+                refresh_reports(app, day)
         return publish_report(day.isoformat(), dry_run, part, reports, deliveries)
     finally:
         app.close()

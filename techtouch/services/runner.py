@@ -68,6 +68,7 @@ class RunReport:
     delivery: DeliveryReport | None
     seconds: float = 0.0
     delivery_seconds: float = 0.0
+    reports_seconds: float = 0.0  # bringing everyone's /reports rollup up to date (report_rollup)
     decisions: dict[str, tuple[Decision, Plan]] = field(default_factory=dict, repr=False)
     accounts: int = 0  # accounts loaded (of the shard): 0 means an empty or wrong database
 
@@ -247,7 +248,9 @@ def run_journeys(
         decisions[journey.id] = (decision, plan)
         reports.append(report)
     seconds = time.perf_counter() - started
-    return RunReport(as_of, dry_run, reports, None, seconds, 0.0, decisions, accounts=len(state.accounts))
+    return RunReport(
+        as_of, dry_run, reports, None, seconds, 0.0, decisions=decisions, accounts=len(state.accounts)
+    )
 
 
 def _advocates(journey: CompiledJourney, plan: Plan) -> list[str]:

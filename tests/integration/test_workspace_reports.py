@@ -344,8 +344,9 @@ def test_funnel_counts_enrollments_per_milestone_and_rung(data: Data) -> None:
 
 def test_answer_rates_nps_and_risk_recovery(data: Data) -> None:
     found = build(data, OPS)
-    # Asked: a1, a2, b1 (a3's was skipped, q1's pending, a4's before the range); of them a1 and b1
-    # answered in the range (a2 after it); answers: a1 twice, b1, a3; `pulsex` is not `pulse`.
+    # Asked: the enrollments of a1, a2, b1 (a3's was skipped, q1's pending, a4's entered before the
+    # range); of them a1 and b1 answered since (a2 after TODAY); answers in the range: a1 twice, b1,
+    # a3; `pulsex` is not `pulse`.
     assert [(r.survey, r.asked, r.answered, r.answers) for r in found.answer_rates] == [("pulse", 3, 2, 4)]
     assert found.answer_rates[0].rate == pytest.approx(2 / 3)
     # Latest per contact in the range: 3 (not 10), 9, 7, 0, 6.
@@ -631,4 +632,6 @@ def test_the_workspace_benchmark_prints_its_table_and_writes_its_json(tmp_path: 
     assert document["rows"]["touches"] > 0 and document["rows"]["ctas"] >= 500
     hows = {(m["name"], m["how"]) for m in document["measurements"]}
     assert ("CTA page", "TestClient (whole request)") in hows
-    assert all(m["median_ms"] > 0 and m["samples"] == 2 for m in document["measurements"])
+    assert all(m["median_ms"] > 0 for m in document["measurements"])
+    assert all(m["samples"] == 2 for m in document["measurements"] if m["goal_ms"] is not None)
+    assert ("reports rollup refresh", "first: the whole history") in hows

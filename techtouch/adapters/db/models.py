@@ -443,3 +443,84 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(80))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- report rollups (techtouch.services.report_rollup) -------------------------------------------
+# Everyone's numbers behind `/reports`, per day of entry (a cohort) or week, kept by the runs so the
+# page sums a few thousand rows instead of grouping every touch. No contact data: counts only.
+
+
+class ReportFunnelDay(Base):
+    """The funnel of the enrollments of `journey` that entered on `entered_on`, per milestone and
+    rung (`rung` '' is the milestone as a whole)."""
+
+    __tablename__ = "report_funnel_days"
+
+    journey: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entered_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    milestone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rung: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str | None] = mapped_column(String(8))
+    entered: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[int] = mapped_column(Integer)
+    opened: Mapped[int] = mapped_column(Integer)
+    clicked: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer)
+    escalated: Mapped[int] = mapped_column(Integer)
+    messages: Mapped[int] = mapped_column(Integer)
+
+
+class ReportCohortDay(Base):
+    """How many enrollments of `journey` that entered on `entered_on` stand in each status."""
+
+    __tablename__ = "report_cohort_days"
+
+    journey: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entered_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    enrollments: Mapped[int] = mapped_column(Integer)
+
+
+class ReportSurveyDay(Base):
+    """Of the enrollments of `journey` that entered on `entered_on`, those asked `survey` and those
+    of them whose account answered it since."""
+
+    __tablename__ = "report_survey_days"
+
+    journey: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entered_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    survey: Mapped[str] = mapped_column(String(64), primary_key=True)
+    asked: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+
+
+class ReportWorkloadWeek(Base):
+    """The CTAs created in the week of `week_start` (a Monday) assigned to `assignee`."""
+
+    __tablename__ = "report_workload_weeks"
+    __table_args__ = (Index("ix_report_workload_weeks_week_start", "week_start"),)
+
+    assignee: Mapped[str] = mapped_column(String(254), primary_key=True)
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    opened: Mapped[int] = mapped_column(Integer)
+    open_now: Mapped[int] = mapped_column(Integer)
+    overdue_now: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    acted: Mapped[int] = mapped_column(Integer)
+    joined: Mapped[int] = mapped_column(Integer)
+    median_first_action_hours: Mapped[float | None] = mapped_column(Float)
+    outcomes: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class ReportRefresh(Base):
+    """When the rollups were last brought up to date, from which day, and how long it took."""
+
+    __tablename__ = "report_refreshes"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    as_of: Mapped[date] = mapped_column(Date)
+    cohorts_from: Mapped[date | None] = mapped_column(Date)
+    weeks_from: Mapped[date | None] = mapped_column(Date)
+    seconds: Mapped[float] = mapped_column(Float)

@@ -96,7 +96,7 @@ def parse_date(value: str | None, option: str) -> date | None:
 
 
 def main() -> None:
-    from techtouch.entrypoints.cli import commands, ctas, journeys, serve, users  # noqa: F401  (registers them)
+    from techtouch.entrypoints.cli import commands, ctas, journeys, reports, serve, users  # noqa: F401  (registers)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -81,6 +81,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """One daily run: enter, escalate, exit; record touches and CTAs; deliver what is due."""
+    from techtouch.services import report_rollup
     from techtouch.services.day import run_day
     from techtouch.services.summary import report_dict
 
@@ -93,6 +94,8 @@ def run(
         report = run_day(tt, chosen, day, dry_run=dry_run)
     except ConfigurationError as exc:
         raise UserError(str(exc)) from None
+    if not dry_run and not report.empty:  # /reports shows everyone's numbers as of this run
+        report.reports_seconds = report_rollup.refresh_for(tt, day).seconds
     if report.empty:
         where = tt.engine.url.render_as_string(hide_password=True)
         err.print(
