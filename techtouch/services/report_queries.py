@@ -983,13 +983,15 @@ def cta_workload(connection: Connection, scope: Scope, within: Period, today: da
     return Workload(tuple(rows), tuple(sorted(outcomes)))
 
 
+def monday(day: date) -> date:
+    """The Monday of `day`'s week."""
+    return day - timedelta(days=day.weekday())
+
+
 def whole_weeks(within: Period) -> Period:
     """The range widened to whole weeks, Monday to Sunday: the workload is counted per week of
     creation, and a week is never cut by the range (everyone's rollup keeps whole weeks)."""
-    return Period(
-        within.start - timedelta(days=within.start.weekday()),
-        within.end + timedelta(days=6 - within.end.weekday()),
-    )
+    return Period(monday(within.start), monday(within.end) + timedelta(days=6))
 
 
 EPOCH = date(1970, 1, 1)  # a Thursday: week 0 is the week of Monday 29 December 1969

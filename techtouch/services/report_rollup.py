@@ -62,6 +62,7 @@ from techtouch.services.report_queries import (
     funnel_days,
     iso_week,
     journey_funnel,
+    monday,
     ordered_journeys,
     rates_of,
     sorting_room,
@@ -100,10 +101,6 @@ def refreshed_at(connection: Connection) -> datetime | None:
     return None if found is None else found.refreshed_at
 
 
-def _monday(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
 def _windows(connection: Connection, today: date, full: bool) -> tuple[date | None, date | None]:
     """(first day of entry, first week) to recompute; None: from the beginning."""
     previous = None if full else _row(connection)
@@ -116,7 +113,7 @@ def _windows(connection: Connection, today: date, full: bool) -> tuple[date | No
             (Enrollment.status == EnrollmentStatus.ACTIVE) | (Enrollment.exited_as_of >= cut)
         )
     ).scalar()
-    cohorts_from = min(_day(lively) or today, today)
+    cohorts_from = min(lively or today, today)
     changed_since = since - timedelta(days=1)
     open_ctas = connection.execute(
         select(func.min(Cta.created_as_of)).where(Cta.status.in_([str(s) for s in OPEN_CTA_STATUSES]))
@@ -127,14 +124,8 @@ def _windows(connection: Connection, today: date, full: bool) -> tuple[date | No
         .join(Cta, Cta.id == CtaHistory.cta_id)
         .where(CtaHistory.as_of >= changed_since)
     ).scalar()
-    weeks_from = _monday(min(d for d in (_day(open_ctas), _day(changed), changed_since) if d is not None))
+    weeks_from = monday(min(d for d in (open_ctas, changed, changed_since) if d is not None))
     return cohorts_from, weeks_from
-
-
-def _day(value: Any) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 @dataclass
@@ -342,8 +333,8 @@ def workload(connection: Connection, within: Period) -> Workload:
         WorkloadRow(
             assignee=r.assignee,
             name=names.get(r.assignee.lower(), r.assignee),
-            week=iso_week(_day(r.week_start) or weeks.start),
-            week_start=_day(r.week_start) or weeks.start,
+            week=iso_week(r.week_start),
+            week_start=r.week_start,
             opened=r.opened,
             open_now=r.open_now,
             overdue_now=r.overdue_now,

@@ -122,36 +122,11 @@ def build(app: App, actor: Actor, within: Period, today: date, *, cached: bool =
         return found
     offers = template_offers(app, journeys)
     if scope.everyone and refreshed is None:
-        report_rollup.refresh(app.engine, journeys, offers, today)
+        refreshed = report_rollup.refresh(app.engine, journeys, offers, today).refreshed_at
     with app.engine.connect() as connection, sorting_room(connection):
-        if scope.everyone:
-            found = _everyone(connection, journeys, offers, scope, within, today)
-        else:
-            found = _compute(connection, journeys, offers, scope, within, today)
-    _CACHE.put(_cache_key(app, scope, within, today, [j.id for j in journeys], found.refreshed_at), found)
+        found = _compute(connection, journeys, offers, scope, within, today, refreshed)
+    _CACHE.put(_cache_key(app, scope, within, today, [j.id for j in journeys], refreshed), found)
     return found
-
-
-def _everyone(
-    connection: Connection,
-    journeys: Sequence[CompiledJourney],
-    offers: Mapping[str, Iterable[str]],
-    scope: Scope,
-    within: Period,
-    today: date,
-) -> WorkspaceReports:
-    ids = [j.id for j in journeys]
-    return WorkspaceReports(
-        period=within,
-        scope=scope,
-        today=today,
-        funnels=tuple(report_rollup.funnels(connection, journeys, within)),
-        answer_rates=tuple(report_rollup.answer_rates(connection, offers, ids, within)),
-        nps=nps(connection, scope, within),
-        risk=risk_recovery(connection, scope, within),
-        workload=report_rollup.workload(connection, within),
-        refreshed_at=report_rollup.refreshed_at(connection),
-    )
 
 
 def _compute(
@@ -161,16 +136,33 @@ def _compute(
     scope: Scope,
     within: Period,
     today: date,
+    refreshed: datetime | None = None,
 ) -> WorkspaceReports:
+    """The reports of `scope`; with `refreshed` (everyone's only) the funnels, answer rates and
+    workload are summed from the rollup refreshed then, else computed from the history."""
+    ids = [j.id for j in journeys]
+    if refreshed is not None:
+        journey_funnels, rates, workload = (
+            report_rollup.funnels(connection, journeys, within),
+            report_rollup.answer_rates(connection, offers, ids, within),
+            report_rollup.workload(connection, within),
+        )
+    else:
+        journey_funnels, rates, workload = (
+            funnels(connection, journeys, scope, within),
+            answer_rates(connection, offers, scope, within, ids, today),
+            cta_workload(connection, scope, within, today),
+        )
     return WorkspaceReports(
         period=within,
         scope=scope,
         today=today,
-        funnels=tuple(funnels(connection, journeys, scope, within)),
-        answer_rates=tuple(answer_rates(connection, offers, scope, within, [j.id for j in journeys], today)),
+        funnels=tuple(journey_funnels),
+        answer_rates=tuple(rates),
         nps=nps(connection, scope, within),
         risk=risk_recovery(connection, scope, within),
-        workload=cta_workload(connection, scope, within, today),
+        workload=workload,
+        refreshed_at=refreshed,
     )
 
 
