@@ -440,12 +440,16 @@ def _bind(sql: str, scope: Scope, **types: Any) -> TextClause:
 
 
 def _funnel_sql(scope: Scope, dialect: _Dialect) -> str:
-    """One journey's funnel in one pass over the touches of its cohort: grouped per enrollment and
-    rung, then per day of entry, milestone and rung (the rollup keeps those rows; a range sums them).
+    """The journeys' funnels in one pass over the touches of their cohorts: grouped per enrollment
+    and rung, then per journey, day of entry, milestone and rung (the rollup keeps those rows; a
+    range sums them).
 
-    Written for SQLite's sorter, which does every GROUP BY here (PostgreSQL hashes them): one
-    query per journey (no journey column to carry), only integer flags aggregated (a MAX over a
-    text column costs as much as the rest), the channel as two flags.
+    Written for SQLite's sorter, which does every GROUP BY here (PostgreSQL hashes them): only
+    integer flags aggregated (a MAX over a text column costs as much as the rest), the channel as
+    two flags. One query for every journey: a team's touches are read once, not once per journey
+    (over 100,000 accounts a manager's funnels take 0.32 s instead of 0.40 s on PostgreSQL, which
+    scans the touches for each query, 0.17 s instead of 0.21 s on SQLite); the journey column to
+    carry makes everyone's (the rollup's refresh, not a page) ~10 % slower on SQLite.
 
     - Touches come through the (journey, as_of) index, each joined to its enrollment by primary key
       (`CROSS JOIN`: SQLite keeps that order); a touch is never older than its enrollment, so
@@ -476,7 +480,7 @@ def _funnel_sql(scope: Scope, dialect: _Dialect) -> str:
     src = _Source(scope, dialect, "touches", "t")
     return f"""
     WITH marks AS (
-        SELECT t.enrollment_id, n.entered_as_of AS entered_on, t.milestone, t.rung,
+        SELECT t.enrollment_id, t.journey, n.entered_as_of AS entered_on, t.milestone, t.rung,
                MAX(CASE WHEN t.channel <> 'cta' AND {sent} THEN 1 ELSE 0 END) AS sent,
                MAX(CASE WHEN t.channel = 'cta' OR NOT ({sent}) OR {terminal} THEN 0
                         WHEN t.delivery_status IS NOT NULL OR {engaged_status} THEN 1
@@ -498,40 +502,44 @@ def _funnel_sql(scope: Scope, dialect: _Dialect) -> str:
                MAX(CASE WHEN t.channel = 'cta' THEN 1 ELSE 0 END) AS is_cta,
                MAX(CASE WHEN t.channel = 'sms' THEN 1 ELSE 0 END) AS is_sms
         FROM {src.from_} CROSS JOIN enrollments n
-        WHERE {src.where} AND {src.col("t.journey")} = :journey AND {src.col("t.as_of")} >= :start
+        WHERE {src.where} AND {src.col("t.journey")} IN :journeys AND {src.col("t.as_of")} >= :start
           AND n.id = t.enrollment_id AND n.entered_as_of >= :start AND n.entered_as_of <= :end
-        GROUP BY t.enrollment_id, n.entered_as_of, t.milestone, t.rung
+        GROUP BY t.enrollment_id, t.journey, n.entered_as_of, t.milestone, t.rung
     ),
     per_milestone AS (
-        SELECT entered_on, milestone, MAX(sent) AS sent, MAX(delivered) AS delivered,
+        SELECT journey, entered_on, milestone, MAX(sent) AS sent, MAX(delivered) AS delivered,
                MAX(opened) AS opened, MAX(clicked) AS clicked, MAX(escalated) AS escalated,
                SUM(messages) AS messages, MAX(done) AS done, 0 AS is_cta, 0 AS is_sms
         FROM marks
-        GROUP BY enrollment_id, entered_on, milestone
+        GROUP BY enrollment_id, journey, entered_on, milestone
     )
-    SELECT entered_on, milestone, rung, COUNT(*) AS entered, SUM(messages) AS messages,
+    SELECT journey, entered_on, milestone, rung, COUNT(*) AS entered, SUM(messages) AS messages,
            {", ".join(f"SUM({m}) AS {m}" for m in measures.split(", "))}
     FROM marks
-    GROUP BY entered_on, milestone, rung
+    GROUP BY journey, entered_on, milestone, rung
     UNION ALL
-    SELECT entered_on, milestone, '', COUNT(*), SUM(messages),
+    SELECT journey, entered_on, milestone, '', COUNT(*), SUM(messages),
            {", ".join(f"SUM({m})" for m in measures.split(", "))}
     FROM per_milestone
-    GROUP BY entered_on, milestone
+    GROUP BY journey, entered_on, milestone
     """
 
 
 def funnel_days(
-    connection: Connection, journey: str, scope: Scope, start: date | None, end: date
+    connection: Connection, journeys: Sequence[str], scope: Scope, start: date | None, end: date
 ) -> list[dict[str, Any]]:
-    """`journey`'s funnel per day of entry, milestone and rung (`rung` '': the milestone as a
-    whole), for the enrollments that entered from `start` (None: ever) to `end`.
+    """The `journeys`' funnels per journey, day of entry, milestone and rung (`rung` '': the
+    milestone as a whole), for the enrollments that entered from `start` (None: ever) to `end`.
 
-    Each row: entered_on, milestone, rung, channel (of a rung: cta, sms or email; None for a
+    Each row: journey, entered_on, milestone, rung, channel (of a rung: cta, sms or email; None for a
     milestone) and the counts of FUNNEL_MEASURES and `messages`."""
+    if not journeys:
+        return []
     dialect = _dialect(connection)
-    statement = _bind(_funnel_sql(scope, dialect), scope, start=Date(), end=Date(), journey=String())
-    params = _params(scope, start=start or EARLIEST, end=end, journey=journey)
+    statement = _bind(_funnel_sql(scope, dialect), scope, start=Date(), end=Date()).bindparams(
+        bindparam("journeys", expanding=True)
+    )
+    params = _params(scope, start=start or EARLIEST, end=end, journeys=list(journeys))
     found = []
     for row in connection.execute(statement, params).mappings():
         values = dict(row)
@@ -587,11 +595,11 @@ def strongest_channel(*channels: str | None) -> str | None:
 FunnelKey = tuple[str, str, str | None]  # journey, milestone, rung (None: the milestone)
 
 
-def sum_funnel_days(journey: str, rows: Iterable[Mapping[str, Any]]) -> dict[FunnelKey, dict[str, Any]]:
-    """Per-day funnel rows of one journey summed over their days, keyed as `journey_funnel` reads."""
+def sum_funnel_days(rows: Iterable[Mapping[str, Any]]) -> dict[FunnelKey, dict[str, Any]]:
+    """Per-day funnel rows summed over their days, keyed as `journey_funnel` reads."""
     counted: dict[FunnelKey, dict[str, Any]] = {}
     for row in rows:
-        key = (journey, str(row["milestone"]), str(row["rung"]) or None)
+        key = (str(row["journey"]), str(row["milestone"]), str(row["rung"]) or None)
         total = counted.setdefault(
             key, {"channel": row["channel"], **dict.fromkeys((*FUNNEL_MEASURES, "messages"), 0)}
         )
@@ -608,11 +616,8 @@ def funnels(
     docstring), computed from the touches (the rollup keeps everyone's: report_rollup)."""
     if not journeys:
         return []
-    counted: dict[FunnelKey, dict[str, Any]] = {}
-    for journey in journeys:
-        counted.update(
-            sum_funnel_days(journey.id, funnel_days(connection, journey.id, scope, within.start, within.end))
-        )
+    ids = [j.id for j in journeys]
+    counted = sum_funnel_days(funnel_days(connection, ids, scope, within.start, within.end))
     by_status: dict[str, dict[str, int]] = {}
     for journey_id, _, status, n in cohort_days(
         connection, [j.id for j in journeys], scope, within.start, within.end
@@ -714,14 +719,14 @@ def _offer_pairs(offers: Mapping[str, Iterable[str]]) -> list[tuple[str, str]]:
 
 def survey_days(
     connection: Connection,
-    journey: str,
+    journeys: Sequence[str],
     offers: Mapping[str, Iterable[str]],
     scope: Scope,
     start: date | None,
     end: date,
     today: date,
-) -> list[tuple[date, str, int, int]]:
-    """(day of entry, survey, asked, answered) for the enrollments of `journey` that entered from
+) -> list[tuple[str, date, str, int, int]]:
+    """(journey, day of entry, survey, asked, answered) for the enrollments of `journeys` that entered from
     `start` (None: ever) to `end`: *asked* were sent an email offering the survey (`offers`:
     template -> surveys it links to), *answered* of them: their account answered that survey on
     or after the day of the first such email, up to `today`.
@@ -730,7 +735,7 @@ def survey_days(
     through the index on events (account_id, type), not the one on (type, value), which would
     read every answer to the survey for each ask (minutes over 100,000 accounts)."""
     pairs = _offer_pairs(offers)
-    if not pairs:
+    if not pairs or not journeys:
         return []
     dialect = _dialect(connection)
     values: dict[str, Any] = {}
@@ -743,16 +748,16 @@ def survey_days(
     sql = f"""
     WITH offers AS ({" UNION ALL ".join(rows)}),
     asks AS (
-        SELECT t.enrollment_id, o.survey, n.entered_as_of AS entered_on, MIN(t.account_id) AS account_id,
-               MIN(t.as_of) AS first_asked
+        SELECT t.enrollment_id, o.survey, t.journey, n.entered_as_of AS entered_on,
+               MIN(t.account_id) AS account_id, MIN(t.as_of) AS first_asked
         FROM {src.from_} CROSS JOIN enrollments n CROSS JOIN offers o
-        WHERE {src.where} AND {src.col("t.journey")} = :journey AND {src.col("t.as_of")} >= :start
+        WHERE {src.where} AND {src.col("t.journey")} IN :journeys AND {src.col("t.as_of")} >= :start
           AND n.id = t.enrollment_id AND n.entered_as_of >= :start AND n.entered_as_of <= :end
           AND t.channel = 'email' AND t.status IN ({_quoted(SENT_STATUSES)}) AND t.template IN :templates
           AND o.template = t.template
-        GROUP BY t.enrollment_id, o.survey, n.entered_as_of
+        GROUP BY t.enrollment_id, o.survey, t.journey, n.entered_as_of
     )
-    SELECT a.entered_on, a.survey, COUNT(*) AS asked,
+    SELECT a.journey, a.entered_on, a.survey, COUNT(*) AS asked,
            SUM(CASE WHEN EXISTS (
                    SELECT 1 FROM events e
                    WHERE e.account_id = a.account_id AND e.type = 'survey'
@@ -762,23 +767,23 @@ def survey_days(
                      AND e.occurred_at < :until{per_row}
                ) THEN 1 ELSE 0 END) AS answered
     FROM asks a
-    GROUP BY a.entered_on, a.survey
+    GROUP BY a.journey, a.entered_on, a.survey
     """
-    statement = _bind(sql, scope, start=Date(), end=Date(), journey=String(), until=UTCDateTime()).bindparams(
-        bindparam("templates", expanding=True)
+    statement = _bind(sql, scope, start=Date(), end=Date(), until=UTCDateTime()).bindparams(
+        bindparam("templates", expanding=True), bindparam("journeys", expanding=True)
     )
     params = _params(
         scope,
         start=start or EARLIEST,
         end=end,
         until=Period(today, today).until,
-        journey=journey,
+        journeys=list(journeys),
         templates=sorted({template for template, _ in pairs}),
         **values,
     )
     return [
-        (_as_date(day), str(survey), int(asked), int(answered or 0))
-        for day, survey, asked, answered in connection.execute(statement, params)
+        (str(journey), _as_date(day), str(survey), int(asked), int(answered or 0))
+        for journey, day, survey, asked, answered in connection.execute(statement, params)
     ]
 
 
@@ -829,12 +834,11 @@ def answer_rates(
     if not surveys or not journeys:
         return []
     asked: dict[str, tuple[int, int]] = {}
-    for journey in journeys:
-        for _, survey, n, answered in survey_days(
-            connection, journey, offers, scope, within.start, within.end, today
-        ):
-            before = asked.get(survey, (0, 0))
-            asked[survey] = (before[0] + n, before[1] + answered)
+    for _, _, survey, n, answered in survey_days(
+        connection, journeys, offers, scope, within.start, within.end, today
+    ):
+        before = asked.get(survey, (0, 0))
+        asked[survey] = (before[0] + n, before[1] + answered)
     return rates_of(asked, answer_counts(connection, surveys, scope, within), surveys)
 
 

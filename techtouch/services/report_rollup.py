@@ -144,23 +144,13 @@ def _compute(
     cohorts_from: date | None,
     weeks_from: date | None,
 ) -> _Computed:
-    funnel: list[dict[str, Any]] = []
-    surveys: list[dict[str, Any]] = []
-    for journey in journeys:
-        for row in funnel_days(connection, journey.id, EVERYONE, cohorts_from, today):
-            funnel.append({"journey": journey.id, **row})
-        for day, survey, asked, answered in survey_days(
-            connection, journey.id, offers, EVERYONE, cohorts_from, today, today
-        ):
-            surveys.append(
-                {
-                    "journey": journey.id,
-                    "entered_on": day,
-                    "survey": survey,
-                    "asked": asked,
-                    "answered": answered,
-                }
-            )
+    funnel = funnel_days(connection, [j.id for j in journeys], EVERYONE, cohorts_from, today)
+    surveys = [
+        {"journey": journey, "entered_on": day, "survey": survey, "asked": asked, "answered": answered}
+        for journey, day, survey, asked, answered in survey_days(
+            connection, [j.id for j in journeys], offers, EVERYONE, cohorts_from, today, today
+        )
+    ]
     cohorts = [
         {"journey": j, "entered_on": day, "status": status, "enrollments": n}
         for j, day, status, n in cohort_days(
