@@ -46,6 +46,10 @@ def test_daily_scores_health_runs_every_journey_and_a_rerun_sends_nothing(
     assert sent == result["sent"]["email"] > 0
     assert len(emails_in(outbox)) == sent
     assert scalar(seeded, "SELECT COUNT(*) FROM touches WHERE status IN ('pending', 'sending')") == 0
+    # The cycle brought everyone's /reports rollup up to date: every enrollment is in a cohort row.
+    assert scalar(seeded, "SELECT COUNT(*) FROM report_refreshes WHERE as_of = :d", d=AS_OF) == 1
+    enrollments = scalar(seeded, "SELECT COUNT(*) FROM enrollments")
+    assert scalar(seeded, "SELECT SUM(enrollments) FROM report_cohort_days") == enrollments > 0
     before, files = touch_rows(seeded), emails_in(outbox)
     ctas = scalar(seeded, "SELECT COUNT(*) FROM ctas")
 
@@ -108,6 +112,7 @@ def test_a_dry_run_records_and_sends_nothing(seeded: Engine, outbox: Path) -> No
     assert sum(j["entered"] for j in result["journeys"].values()) > 0
     assert scalar(seeded, "SELECT COUNT(*) FROM touches") == 0
     assert scalar(seeded, "SELECT COUNT(*) FROM enrollments") == 0
+    assert scalar(seeded, "SELECT COUNT(*) FROM report_refreshes") == 0
     assert emails_in(outbox) == []
 
 
@@ -119,6 +124,8 @@ def test_shards_split_the_accounts_and_together_do_what_one_run_does(seeded: Eng
             per_shard.append(
                 {r[0] for r in connection.execute(text("SELECT DISTINCT account_id FROM enrollments"))}
             )
+    # A shard does not refresh the /reports rollup: the others may still be running.
+    assert scalar(seeded, "SELECT COUNT(*) FROM report_refreshes") == 0
     first, second, third = per_shard[0], per_shard[1] - per_shard[0], per_shard[2] - per_shard[1]
     assert first and second and third, "each shard enrolls accounts of its own"
     sharded = touch_rows(seeded)
