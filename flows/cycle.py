@@ -46,9 +46,9 @@ def run_cycle(
         chosen = select_journeys(app.catalog, app.settings, journeys)
         logger = get_run_logger()
         logger.info("running %s for %s on %s", ", ".join(j.id for j in chosen), day, part)
+        state = load_state(app, day, part)  # the accounts' signals and health, read once
         if with_health and not dry_run:
-            score_health(app, day)
-        state = load_state(app, day, part)
+            score_health(app, day, state)
         if state.accounts.empty:
             where = app.engine.url.render_as_string(hide_password=True)
             if part.everything:

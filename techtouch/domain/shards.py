@@ -2,7 +2,9 @@
 
 An account's shard depends only on its id (CRC-32, the same on every machine, process and
 Python version), so shard 2 of 8 is the same accounts today and tomorrow, and every message
-of an account (caps, ladders) stays inside one shard.
+of an account (caps, ladders) stays inside one shard. The database stores each account's
+`shard_key` (written with the account), so a sharded run selects its accounts in SQL:
+`shard_key % count = index` is the same test as `mask`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+
+def shard_key(account_id: str) -> int:
+    """The account's key for every split: CRC-32 of its id (0 .. 2**32 - 1)."""
+    return zlib.crc32(account_id.encode())
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class Shard:
         ids = list(account_ids)
         if self.everything:
             return np.ones(len(ids), dtype=bool)
-        codes = np.fromiter((zlib.crc32(i.encode()) for i in ids), dtype=np.uint64, count=len(ids))
+        codes = np.fromiter((shard_key(i) for i in ids), dtype=np.uint64, count=len(ids))
         in_shard: np.ndarray = codes % self.count == self.index  # numpy types the comparison as Any
         return in_shard
 

@@ -20,9 +20,11 @@ from sqlalchemy import Connection, select
 
 from techtouch.adapters.db.models import Contact, Cta, Enrollment, Event
 from techtouch.adapters.db.record import Recorded
+from techtouch.adapters.db.sharding import in_shard
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.cta_rules import CtaCause, cause_cleared
 from techtouch.domain.decide import BRANCH_PREFIX, GOAL_MILESTONE, REQUEST_MILESTONE, Decision
+from techtouch.domain.shards import ALL, Shard
 from techtouch.domain.statuses import OPEN_CTA_STATUSES
 from techtouch.services import ctas
 
@@ -125,8 +127,12 @@ def after_record(
     decision: Decision,
     recorded: Recorded,
     as_of: date,
+    shard: Shard = ALL,
 ) -> tuple[int, int]:
-    """History for the new CTAs, escalations joined, and causes that cleared closed: (joined, closed)."""
+    """History for the new CTAs, escalations joined, and causes that cleared closed: (joined, closed).
+
+    Only the shard's CTAs are looked at: shards of one cycle run at once and each closes its own.
+    """
     ctas.record_created(connection, recorded.created_ids, as_of)
     for cta_id, escalation in recorded.joined:
         ctas.join_escalation(
@@ -138,13 +144,15 @@ def after_record(
             why=escalation.get("why") or {},
             touch_key=str(escalation["touch_key"]),
         )
-    closing = causes_cleared(connection, journey, decision)
+    closing = causes_cleared(connection, journey, decision, shard)
     closed = ctas.auto_close(connection, closing, as_of) if closing else 0
     return len(recorded.joined), closed
 
 
-def causes_cleared(connection: Connection, journey: CompiledJourney, decision: Decision) -> dict[int, str]:
-    """Open CTAs of `journey` whose cause went away in this run's view, with why."""
+def causes_cleared(
+    connection: Connection, journey: CompiledJourney, decision: Decision, shard: Shard = ALL
+) -> dict[int, str]:
+    """Open CTAs of `journey` (of the shard's accounts) whose cause went away in this run's view, with why."""
     rows = connection.execute(
         select(
             Cta.id,
@@ -155,7 +163,11 @@ def causes_cleared(connection: Connection, journey: CompiledJourney, decision: D
             Enrollment.exit_reason,
         )
         .outerjoin(Enrollment, Enrollment.id == Cta.enrollment_id)
-        .where(Cta.journey == journey.id, Cta.status.in_(OPEN_CTA_STATUSES))
+        .where(
+            Cta.journey == journey.id,
+            Cta.status.in_(OPEN_CTA_STATUSES),
+            in_shard(shard, Cta.account_id),
+        )
     ).all()
     if not rows:
         return {}

@@ -168,17 +168,20 @@ def run_day(
     shard: Shard = ALL,
     now: datetime | None = None,
     play_until: datetime | None = None,
+    state: RunState | None = None,
 ) -> RunReport:
     """Decide, record and deliver `journeys` for `as_of` (a dry run writes and sends nothing).
 
     Delivery runs at `now` (default: the current time). `play_until` (the simulator) goes on
     delivering at each due time up to that instant, as the hourly `deliver` flow would have.
+    `state`: the day's state when the caller loaded it already (for the health snapshot too).
     """
     # Checked first: a misconfigured channel or link secret fails the run before anything is recorded.
     if not dry_run:
         _ = app.channels
     _ = app.link_secret
-    state = load_state(app, as_of, shard)
+    if state is None:
+        state = load_state(app, as_of, shard)
     report = run_journeys(
         app.engine, app.settings, journeys, as_of, app.instant(as_of), dry_run=dry_run, state=state
     )

@@ -11,21 +11,25 @@ from sqlalchemy import Engine, Table, select
 
 from techtouch.adapters.db.bulk import upsert_rows
 from techtouch.adapters.db.models import Account, HealthSnapshot
+from techtouch.adapters.db.sharding import account_in_shard
 from techtouch.adapters.db.signals import latest_events, usage_signals
-from techtouch.domain.health import score_health
+from techtouch.domain.health import DIMENSIONS, score_health
 from techtouch.domain.policy import HealthModel
+from techtouch.domain.shards import ALL, Shard
 
 
-def load_signals(engine: Engine, as_of: date, cutoff: datetime) -> pd.DataFrame:
-    """One row per account with everything `score_health` reads."""
+def load_signals(engine: Engine, as_of: date, cutoff: datetime, shard: Shard = ALL) -> pd.DataFrame:
+    """One row per account (of the shard) with everything `score_health` reads."""
     with engine.connect() as connection:
         accounts = pd.read_sql_query(
-            select(Account.id.label("account_id"), Account.start_date, Account.renewal_date),
+            select(Account.id.label("account_id"), Account.start_date, Account.renewal_date).where(
+                account_in_shard(shard)
+            ),
             connection,
             index_col="account_id",
         )
-        usage = usage_signals(connection, as_of)
-        events = latest_events(connection, cutoff)
+        usage = usage_signals(connection, as_of, shard)
+        events = latest_events(connection, cutoff, shard)
     frame = accounts.join(usage, how="left").join(events, how="left")
     as_of_ts = pd.Timestamp(as_of)
     renewal = pd.to_datetime(frame["renewal_date"])
@@ -44,13 +48,39 @@ def load_signals(engine: Engine, as_of: date, cutoff: datetime) -> pd.DataFrame:
     return frame
 
 
-def compute_health(engine: Engine, as_of: date, cutoff: datetime, model: HealthModel) -> pd.DataFrame:
-    """Score every account for `as_of` and store the snapshot (re-running a day replaces it)."""
-    signals = load_signals(engine, as_of, cutoff)
+def compute_health(
+    engine: Engine, as_of: date, cutoff: datetime, model: HealthModel, shard: Shard = ALL
+) -> pd.DataFrame:
+    """Score every account (of the shard) for `as_of` and store the snapshot (re-running a day
+    replaces it)."""
+    signals = load_signals(engine, as_of, cutoff, shard)
     scored = score_health(signals, model)
     scored["usage_change_30d"] = signals["usage_change_30d"]
     for column in ("logins_14d", "active_users_7d", "key_actions_30d"):
         scored[column] = signals[column]
+    store_health(engine, as_of, scored)
+    return scored
+
+
+def health_of_run(accounts: pd.DataFrame) -> pd.DataFrame:
+    """The day's health as `compute_health` returns it, from a run's accounts frame
+    (adapters.db.state.load_accounts scores the same signals with the same model): a cycle reads
+    its accounts' signals once, for the journeys and the snapshot both."""
+    scored = pd.DataFrame(
+        {f"{dimension}_score": accounts[f"health_{dimension}_score"] for dimension in DIMENSIONS},
+        index=accounts.index,
+    )
+    scored["score"] = accounts["health"]
+    scored["color"] = accounts["health_color"]
+    scored["usage_change_30d"] = accounts["usage_change_30d"]
+    scored["active_users_7d"] = accounts["active_users_7d"].astype(float)
+    for column in ("logins_14d", "key_actions_30d"):
+        scored[column] = accounts[column].astype("int64")
+    return scored
+
+
+def store_health(engine: Engine, as_of: date, scored: pd.DataFrame) -> None:
+    """Write the day's snapshot of the scored accounts (one upsert; re-running a day replaces it)."""
     rows = (
         scored.reset_index()
         .assign(as_of=as_of)
@@ -62,4 +92,3 @@ def compute_health(engine: Engine, as_of: date, cutoff: datetime, model: HealthM
     snapshots = [{str(k): v for k, v in row.items() if k in columns} for row in rows]
     with engine.begin() as connection:
         upsert_rows(connection, cast(Table, HealthSnapshot.__table__), snapshots, key=("account_id", "as_of"))
-    return scored

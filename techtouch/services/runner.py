@@ -98,18 +98,31 @@ def select_journeys(
     return ordered(catalog if names is None else {n: catalog[n] for n in names}, settings)
 
 
-def journey_lock(connection: Connection, journey: str) -> None:
-    """Serialize planning for the rest of the transaction.
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def journey_lock(connection: Connection, journey: str, shard: Shard = ALL) -> None:
+    """Serialize planning for the rest of the transaction, per shard.
 
     One lock for every journey, not one each: the frequency cap spans journeys, so two runs
-    planning different journeys at once could both give a contact today's only message.
-    PostgreSQL: a transaction-level advisory lock. SQLite: the transaction was opened with BEGIN
+    planning different journeys at once could both give a contact today's only message. A
+    contact's account lives in one shard, so shards of one split plan at the same time: a shard
+    holds the whole-run lock shared and its own exclusively; a whole run holds it exclusively.
+    (The shards of one cycle use one `count`: two splits of different counts overlap.)
+    PostgreSQL: transaction-level advisory locks. SQLite: the transaction was opened with BEGIN
     IMMEDIATE (db.py), which already holds the database's write lock. (`journey` is kept for
     the call sites' sake: a finer lock may come back with per-journey caps.)
     """
-    if connection.dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(b"techtouch:planning").digest()[:8], "big", signed=True)
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    if connection.dialect.name != "postgresql":
+        return
+    whole = _lock_key("techtouch:planning")
+    if shard.everything:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": whole})
+        return
+    connection.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": whole})
+    part = _lock_key(f"techtouch:planning:{shard.index}/{shard.count}")
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": part})
 
 
 def build_frame(
@@ -156,14 +169,14 @@ def load_run_state(
     shard: Shard = ALL,
     accounts: pd.DataFrame | None = None,
 ) -> RunState:
+    """Read the shard's accounts, contacts and cap counts (only the shard's rows leave the database)."""
     with engine.connect() as connection:
         if accounts is None:
-            accounts = load_accounts(connection, as_of, run_at, settings.health)
-        contacts = load_contacts(connection)
-        caps = load_cap_counts(connection, as_of)
-    accounts = shard.select(accounts)
-    if not shard.everything:
-        contacts = contacts[contacts["account_id"].isin(accounts.index)]
+            accounts = load_accounts(connection, as_of, run_at, settings.health, shard)
+        else:
+            accounts = shard.select(accounts)
+        contacts = load_contacts(connection, shard)
+        caps = load_cap_counts(connection, as_of, shard)
     return RunState(as_of, run_at, accounts, contacts, caps, shard)
 
 
@@ -178,22 +191,21 @@ def advance_journey(
     t0 = time.perf_counter()
     as_of, run_at, accounts, contacts = state.as_of, state.run_at, state.accounts, state.contacts
     with engine.connect().execution_options(immediate=True) as connection, connection.begin():
-        journey_lock(connection, journey.id)
-        enrollments = load_enrollments(connection, journey.id)
-        if not state.shard.everything:
-            enrollments = enrollments[enrollments.index.isin(accounts.index)]
-        engagement = load_engagement(connection, journey.id)
+        journey_lock(connection, journey.id, state.shard)
+        enrollments = load_enrollments(connection, journey.id, state.shard)
+        engagement = load_engagement(connection, journey.id, state.shard)
         reach = reachability(contacts, list(journey.spec.recipients))
         frame = build_frame(accounts, enrollments, engagement, reach)
-        cta_state = load_cta_state(connection, sorted(journey.cta_reasons()), as_of)
+        cta_state = load_cta_state(connection, sorted(journey.cta_reasons()), as_of, state.shard)
         if not cta_state.empty:
             frame = frame.join(cta_state, how="left")
         if journey.requests:
-            frame = frame.join(load_requests(connection, journey.id, enrollments), how="left")
+            requests = load_requests(connection, journey.id, enrollments, state.shard)
+            frame = frame.join(requests, how="left")
         decision = decide(frame, journey, as_of)
         # Under the lock, from the database: a run of another journey may have recorded since
         # this run loaded its state (a dry run records nothing, so it keeps its own tally).
-        caps = state.caps if dry_run else load_cap_counts(connection, as_of)
+        caps = state.caps if dry_run else load_cap_counts(connection, as_of, state.shard)
         plan = plan_touches(
             decision,
             accounts,
@@ -212,7 +224,9 @@ def advance_journey(
         if not dry_run:
             recorded = record(connection, journey.id, as_of, positions, plan, _cta_context(accounts, plan))
             flag_advocates(connection, _advocates(journey, plan))
-            joined, closed = cta_sync.after_record(connection, journey, decision, recorded, as_of)
+            joined, closed = cta_sync.after_record(
+                connection, journey, decision, recorded, as_of, state.shard
+            )
     state.caps = add_to_caps(caps, plan.touches)
     held = held_for_quiet_hours(plan.touches, accounts, contacts, settings.timezone, as_of, run_at)
     report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0, held)

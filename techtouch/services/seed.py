@@ -26,6 +26,7 @@ from sqlalchemy import Engine, inspect, text
 
 from techtouch.adapters.db.bulk import load_rows
 from techtouch.adapters.db.models import Base
+from techtouch.domain.shards import shard_key
 from techtouch.services.importing import event_key, event_key_from_iso
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ RENEWAL_ANSWERS = ("likely", "unsure", "not_likely")
 COLUMNS: dict[str, tuple[str, ...]] = {
     "accounts": (
         "id", "name", "segment", "arr", "start_date", "renewal_date", "csm_email", "timezone",
-        "paused_until", "is_advocate", "updated_at",
+        "paused_until", "is_advocate", "updated_at", "shard_key",
     ),
     "contacts": (
         "id", "account_id", "name", "email", "phone", "role", "email_consent", "sms_consent",
@@ -302,6 +303,7 @@ def _generate_chunk(
         _nullable(_day_strings(paused_until), paused),
         [0] * n,
         [updated_at] * n,
+        [shard_key(account_id) for account_id in ids.tolist()],
     ]
 
     # --- contacts -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import zlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ def test_good_files_are_imported_and_read_back(engine: Engine, tmp_path: Path) -
         "paused_until": None,
         "is_advocate": False,
         "updated_at": None,
+        "shard_key": zlib.crc32(b"a1"),  # written with the row, for sharded runs' SQL
     }
+    assert a2["shard_key"] == zlib.crc32(b"a2")
     assert (a2["name"], a2["arr"], a2["renewal_date"], a2["csm_email"]) == (
         "Beta, Inc.",
         250000.5,

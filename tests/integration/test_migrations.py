@@ -5,12 +5,13 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.sql.elements import ClauseElement
 
 from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.db.models import Base
+from techtouch.domain.shards import Shard, shard_key
 
 
 def model_diff(engine: Engine) -> list[Any]:
@@ -113,5 +114,40 @@ def test_each_downgrade_restores_the_schema_its_revision_upgraded_from(db_url: s
             migrate.upgrade(engine, revision)  # and up again works on what the downgrade left
             assert schema(engine) == before[revision], f"upgrade to {revision} after its downgrade"
             migrate.downgrade(engine, down)
+    finally:
+        engine.dispose()
+
+
+def test_0008_gives_existing_accounts_the_shard_key_their_id_hashes_to(db_url: str) -> None:
+    """Accounts written before 0008 get CRC-32 of their id, so sharded SQL selects what Shard did."""
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine, "0007")
+        ids = [f"acct-{n:05d}" for n in range(1_200)] + ["ünïcode-id"]
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (id, name, segment, arr, start_date, is_advocate, updated_at) "
+                    "VALUES (:id, 'x', 'tech_touch', 1, '2026-01-01', false, '2026-01-01 00:00:00')"
+                ),
+                [{"id": i} for i in ids],
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            stored = {
+                row[0]: row[1] for row in connection.execute(text("SELECT id, shard_key FROM accounts"))
+            }
+        assert stored == {i: shard_key(i) for i in ids}
+        for count in (2, 3, 8):
+            for index in range(count):
+                with engine.connect() as connection:
+                    selected = set(
+                        connection.execute(
+                            text("SELECT id FROM accounts WHERE shard_key % :n = :i"),
+                            {"n": count, "i": index},
+                        ).scalars()
+                    )
+                shard = Shard(index, count)
+                assert selected == {i for i, keep in zip(ids, shard.mask(ids), strict=True) if keep}
     finally:
         engine.dispose()

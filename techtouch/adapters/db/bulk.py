@@ -27,7 +27,8 @@ How the first two run, and why:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -188,29 +189,58 @@ def _sqlite_tuples(
     defaults = _python_defaults(table, [name for name in names if name not in rows[0]])
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
 
+    def values_of(name: str, batch: Sequence[Row]) -> list[Any]:
+        if name not in defaults:
+            return [row[name] for row in batch]
+        default = defaults[name]
+        if isinstance(default, _PerRow):
+            return [default.function(_RowContext(row)) for row in batch]
+        return [default] * len(batch)
+
     def converted() -> Iterator[tuple[Any, ...]]:
         for batch in _batches(rows, SQLITE_BATCH):
             columns: list[list[Any]] = []
             for name, process in zip(names, processors, strict=True):
-                values = [defaults[name]] * len(batch) if name in defaults else [row[name] for row in batch]
+                values = values_of(name, batch)
                 columns.append([None if v is None else process(v) for v in values] if process else values)
             yield from zip(*columns, strict=True)
 
     return _sqlite_executemany(connection, sql, converted())
 
 
+@dataclass(frozen=True)
+class _PerRow:
+    """A context-sensitive default (it reads the row's other values): evaluated for each row."""
+
+    function: Callable[[Any], Any]
+
+
+class _RowContext:
+    """What a context-sensitive default may ask of its execution context: the row's parameters."""
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+
+    def get_current_parameters(self, isolate_multiinsert_groups: bool = True) -> Row:
+        return self.row
+
+
 def _python_defaults(table: Table, names: Sequence[str]) -> dict[str, Any]:
     """Values of these columns' Python-side defaults (scalar or callable), evaluated once per call.
 
-    Callables are called without an execution context: a context-sensitive default is not supported.
+    A callable that takes no argument is wrapped by SQLAlchemy (`functools.update_wrapper`, so it
+    has `__wrapped__`) and evaluated once; one that takes the context (`Account.shard_key`) reads
+    the row, so it is evaluated per row with a context that gives the row's values.
     """
     values: dict[str, Any] = {}
     for name in names:
         default = table.c[name].default
         if default is not None and default.is_scalar:
             values[name] = default.arg  # type: ignore[attr-defined]
+        elif default is not None and default.is_callable and not hasattr(default.arg, "__wrapped__"):  # type: ignore[attr-defined]
+            values[name] = _PerRow(default.arg)  # type: ignore[attr-defined]
         elif default is not None and default.is_callable:
-            values[name] = default.arg(None)  # type: ignore[attr-defined]  # wrapped: takes a context
+            values[name] = default.arg(None)  # type: ignore[attr-defined]  # wrapped: ignores the context
         else:  # pragma: no cover - SQLAlchemy binds only columns given or with Python-side defaults
             raise ValueError(f"{table.name}.{name}: no value given and no Python-side default")
     return values

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from techtouch.domain.shards import shard_key
 from techtouch.domain.statuses import (
     OPEN_CTA_STATUSES,
     CtaAction,
@@ -106,6 +107,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _account_shard_key(context: Any) -> int:
+    """The row's shard key, from its id: every INSERT of an account gets it without asking."""
+    return shard_key(context.get_current_parameters()["id"])
+
+
 class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
@@ -127,6 +133,8 @@ class Account(Base):
     paused_until: Mapped[date | None] = mapped_column(Date)
     is_advocate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # CRC-32 of the id (domain.shards), so that a sharded run selects its accounts in SQL.
+    shard_key: Mapped[int] = mapped_column(BigInteger, default=_account_shard_key)
 
 
 class Contact(Base):

@@ -12,11 +12,13 @@ import pandas as pd
 from sqlalchemy import Connection, Select, String, and_, or_, select, text, type_coerce
 
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
+from techtouch.adapters.db.sharding import account_in_shard, and_in_shard, in_shard
 from techtouch.adapters.db.signals import latest_events, usage_signals
 from techtouch.domain.decide import BRANCH_PREFIX, GOAL_MILESTONE, REQUEST_MILESTONE
-from techtouch.domain.health import score_health
+from techtouch.domain.health import DIMENSIONS, score_health
 from techtouch.domain.plan import cap_ledger
 from techtouch.domain.policy import HealthModel
+from techtouch.domain.shards import ALL, Shard
 from techtouch.domain.statuses import (
     ENGAGED_DELIVERY_STATUSES,
     ENGAGED_TOUCH_STATUSES,
@@ -27,8 +29,10 @@ from techtouch.domain.statuses import (
 )
 
 
-def load_accounts(connection: Connection, as_of: date, cutoff: datetime, model: HealthModel) -> pd.DataFrame:
-    """Every account with its signals, health and derived day counts, indexed by account_id."""
+def load_accounts(
+    connection: Connection, as_of: date, cutoff: datetime, model: HealthModel, shard: Shard = ALL
+) -> pd.DataFrame:
+    """Every account (of the shard) with its signals, health and derived day counts, by account_id."""
     accounts = pd.read_sql_query(
         select(
             Account.id.label("account_id"),
@@ -41,12 +45,12 @@ def load_accounts(connection: Connection, as_of: date, cutoff: datetime, model: 
             Account.timezone,
             Account.paused_until,
             Account.is_advocate,
-        ),
+        ).where(account_in_shard(shard)),
         connection,
         index_col="account_id",
     )
-    frame = accounts.join(usage_signals(connection, as_of), how="left").join(
-        latest_events(connection, cutoff), how="left"
+    frame = accounts.join(usage_signals(connection, as_of, shard), how="left").join(
+        latest_events(connection, cutoff, shard), how="left"
     )
     today = pd.Timestamp(as_of)
     naive_cutoff = pd.Timestamp(cutoff.astimezone(UTC).replace(tzinfo=None))
@@ -78,11 +82,12 @@ def load_accounts(connection: Connection, as_of: date, cutoff: datetime, model: 
     health = score_health(frame, model)
     frame["health"] = health["score"]
     frame["health_color"] = health["color"]
+    for dimension in DIMENSIONS:  # kept for the day's snapshot (services.health), not for conditions
+        frame[f"health_{dimension}_score"] = health[f"{dimension}_score"]
     return frame
 
 
-CONTACTS_SQL = text(
-    """
+CONTACTS_SQL = """
     SELECT c.id AS contact_id, c.account_id, c.role, c.timezone,
            c.email_consent, c.sms_consent, c.phone IS NOT NULL AS has_phone,
            se.channel IS NOT NULL AS email_suppressed,
@@ -90,16 +95,18 @@ CONTACTS_SQL = text(
     FROM contacts c
     LEFT JOIN suppressions se ON se.contact_id = c.id AND se.channel = 'email'
     LEFT JOIN suppressions ss ON ss.contact_id = c.id AND ss.channel = 'sms'
+    WHERE 1 = 1{shard}
     """
-)
 
 
-def load_contacts(connection: Connection) -> pd.DataFrame:
-    """Contacts and whether each channel may reach them today (consent, phone, suppressions).
+def load_contacts(connection: Connection, shard: Shard = ALL) -> pd.DataFrame:
+    """Contacts (of the shard's accounts) and whether each channel may reach them today (consent,
+    phone, suppressions).
 
     No names, addresses or numbers here: decisions need reachability only, and frames end up in logs.
     """
-    frame = pd.read_sql_query(CONTACTS_SQL, connection)
+    sql = text(CONTACTS_SQL.format(shard=and_in_shard(shard, "c.account_id")))
+    frame = pd.read_sql_query(sql, connection)
     for column in ("email_consent", "sms_consent", "has_phone", "email_suppressed", "sms_suppressed"):
         frame[column] = frame[column].astype(bool)
     frame["email_ok"] = frame["email_consent"] & ~frame["email_suppressed"]
@@ -134,10 +141,11 @@ ENROLLMENT_COLUMNS = [
 ]
 
 
-def load_enrollments(connection: Connection, journey: str) -> pd.DataFrame:
-    """The latest enrollment of each account in `journey`, indexed by account_id."""
+def load_enrollments(connection: Connection, journey: str, shard: Shard = ALL) -> pd.DataFrame:
+    """The latest enrollment of each account (of the shard) in `journey`, indexed by account_id."""
     columns = [getattr(Enrollment, c) for c in ENROLLMENT_COLUMNS]
-    frame = pd.read_sql_query(select(*columns).where(Enrollment.journey == journey), connection)
+    query = select(*columns).where(Enrollment.journey == journey, in_shard(shard, Enrollment.account_id))
+    frame = pd.read_sql_query(query, connection)
     frame = frame.sort_values(["account_id", "cycle"]).drop_duplicates("account_id", keep="last")
     return frame.set_index("account_id")
 
@@ -148,8 +156,7 @@ def load_enrollments(connection: Connection, journey: str) -> pd.DataFrame:
 # a CTA) and whether a branch fired (`branched`): a milestone whose ladder ran out keeps its branches
 # armed for `respond_within` days after that day (techtouch.domain.decide), derived from the touches
 # themselves, so no column remembers it.
-ENGAGEMENT_SQL = text(
-    f"""
+ENGAGEMENT_SQL = f"""
     SELECT t.enrollment_id, t.milestone,
            MAX(CASE WHEN t.channel = 'email'
                      AND ({sql_in("t.status", ENGAGED_TOUCH_STATUSES)}
@@ -167,28 +174,35 @@ ENGAGEMENT_SQL = text(
     FROM touches t
     JOIN enrollments n ON n.id = t.enrollment_id AND n.status = '{EnrollmentStatus.ACTIVE}'
     LEFT JOIN events e ON e.value = t.key AND e.type IN ('email_opened', 'email_clicked')
-    WHERE t.journey = :journey AND t.milestone NOT IN ('{GOAL_MILESTONE}', '{REQUEST_MILESTONE}')
+    WHERE t.journey = :journey AND t.milestone NOT IN ('{GOAL_MILESTONE}', '{REQUEST_MILESTONE}'){{shard}}
     GROUP BY t.enrollment_id, t.milestone
     """
-)
 
 
-def load_engagement(connection: Connection, journey: str) -> pd.DataFrame:
-    """Per active enrollment and milestone: opened/clicked (touch status, verdict or an event naming it),
-    the day of its last ladder rung (`last_rung`, NaT if none) and whether a branch fired."""
-    frame = pd.read_sql_query(ENGAGEMENT_SQL, connection, params={"journey": journey})
+def load_engagement(connection: Connection, journey: str, shard: Shard = ALL) -> pd.DataFrame:
+    """Per active enrollment (of the shard) and milestone: opened/clicked (touch status, verdict or
+    an event naming it), the day of its last ladder rung (`last_rung`, NaT if none) and whether a
+    branch fired."""
+    sql = text(ENGAGEMENT_SQL.format(shard=and_in_shard(shard, "n.account_id")))
+    frame = pd.read_sql_query(sql, connection, params={"journey": journey})
     frame[["opened", "clicked", "branched"]] = frame[["opened", "clicked", "branched"]].astype(bool)
     frame["last_rung"] = pd.to_datetime(frame["last_rung"], errors="coerce")
     return frame
 
 
-def load_requests(connection: Connection, journey: str, enrollments: pd.DataFrame) -> pd.DataFrame:
+def load_requests(
+    connection: Connection, journey: str, enrollments: pd.DataFrame, shard: Shard = ALL
+) -> pd.DataFrame:
     """`requested@<id>` per account: the account's current enrollment (`enrollments`, by
     account_id, with its `cycle`) already raised that customer request (a touch of it exists)."""
     rows = pd.read_sql_query(
         select(Touch.account_id, Enrollment.cycle, Touch.rung)
         .join(Enrollment, Enrollment.id == Touch.enrollment_id)
-        .where(Touch.journey == journey, Touch.milestone == REQUEST_MILESTONE)
+        .where(
+            Touch.journey == journey,
+            Touch.milestone == REQUEST_MILESTONE,
+            in_shard(shard, Touch.account_id),
+        )
         .distinct(),
         connection,
     )
@@ -203,7 +217,9 @@ def load_requests(connection: Connection, journey: str, enrollments: pd.DataFram
     return wide
 
 
-def load_cta_state(connection: Connection, reasons: list[str], as_of: date) -> pd.DataFrame:
+def load_cta_state(
+    connection: Connection, reasons: list[str], as_of: date, shard: Shard = ALL
+) -> pd.DataFrame:
     """Per account, its latest CTA of each reason in `reasons`: `cta.<reason>.status`, `.outcome`,
     `.priority`, `.days_open` (to its closing day once closed, else to `as_of`) and
     `cta_created.<reason>` (its creation day; decide hides a CTA older than the enrollment)."""
@@ -219,7 +235,7 @@ def load_cta_state(connection: Connection, reasons: list[str], as_of: date) -> p
             Cta.priority,
             Cta.created_as_of,
             Cta.closed_as_of,
-        ).where(Cta.reason.in_(reasons)),
+        ).where(Cta.reason.in_(reasons), in_shard(shard, Cta.account_id)),
         connection,
     )
     if frame.empty:
@@ -248,7 +264,7 @@ def load_cta_state(connection: Connection, reasons: list[str], as_of: date) -> p
 # not counts: every one that can share a 7-day window with a message planned today. A run schedules
 # at most a week ahead, so from 8 days before `as_of` to 16 after covers it with a day to spare for
 # time zones. A message without a send time (none is written so) counts at noon UTC of its `as_of`.
-def _caps_query(as_of: date) -> Select[tuple[str | None, str, date]]:
+def _caps_query(as_of: date, shard: Shard) -> Select[tuple[str | None, str, date]]:
     start = datetime.combine(as_of - timedelta(days=8), time(0), tzinfo=UTC)
     end = datetime.combine(as_of + timedelta(days=16), time(0), tzinfo=UTC)
     # send_at as stored (naive UTC; text on SQLite), not one aware datetime per row: pandas parses
@@ -258,6 +274,7 @@ def _caps_query(as_of: date) -> Select[tuple[str | None, str, date]]:
         Touch.contact_id.is_not(None),
         Touch.channel.in_(("email", "sms")),
         Touch.status.not_in(UNSENT_TOUCH_STATUSES),
+        in_shard(shard, Touch.account_id),
         or_(
             and_(Touch.send_at >= start, Touch.send_at < end),
             and_(Touch.send_at.is_(None), Touch.as_of > as_of - timedelta(days=7), Touch.as_of <= as_of),
@@ -265,10 +282,13 @@ def _caps_query(as_of: date) -> Select[tuple[str | None, str, date]]:
     )
 
 
-def load_cap_counts(connection: Connection, as_of: date) -> pd.DataFrame:
+def load_cap_counts(connection: Connection, as_of: date, shard: Shard = ALL) -> pd.DataFrame:
     """What the frequency caps count (domain.plan.cap_ledger): contact_id and send_at (aware UTC) of
-    every automated message planned for a day near `as_of`, to be counted by the recipient's day."""
-    columns = list(zip(*connection.execute(_caps_query(as_of)).all(), strict=True))  # column-wise: fast
+    every automated message planned for a day near `as_of` (to the shard's accounts: a contact
+    belongs to one account, so to one shard), to be counted by the recipient's day."""
+    columns = list(
+        zip(*connection.execute(_caps_query(as_of, shard)).all(), strict=True)
+    )  # column-wise: fast
     if not columns:
         return cap_ledger()
     frame = pd.DataFrame(dict(zip(["contact_id", "send_at", "as_of"], columns, strict=True)))
