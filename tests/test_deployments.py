@@ -35,6 +35,10 @@ def test_each_deployment_loads_with_valid_parameters_and_schedules(deployment: d
     assert Path(module_file).stem == flow.name  # flow name = file name = deployment prefix
     accepted = set(inspect.signature(flow.fn).parameters)
     assert set(deployment.get("parameters") or {}) <= accepted
+    if full_name(deployment) == "daily_shard/shard":  # started by daily/morning, or alone to rerun one
+        assert deployment["work_pool"]["name"] == "techtouch-shards"
+        assert deployment["schedules"] == []
+        return
     assert deployment["work_pool"]["name"] == "techtouch-process"
     assert deployment["schedules"], "every deployment has a schedule (active or not)"
     for schedule in deployment["schedules"]:
@@ -47,6 +51,7 @@ def test_names_are_unique_and_the_daily_cycle_and_digest_are_scheduled() -> None
     assert len(names) == len(set(names))
     assert {
         "daily/morning",
+        "daily_shard/shard",
         "csm_digest/weekdays",
         "deliver/hourly",
         "health/morning",
@@ -55,7 +60,9 @@ def test_names_are_unique_and_the_daily_cycle_and_digest_are_scheduled() -> None
         "journey/risk",
         "journey/advocacy",
     } == set(names)
-    active = {full_name(d): d["schedules"][0] for d in DEPLOYMENTS if d["schedules"][0]["active"]}
+    active = {
+        full_name(d): d["schedules"][0] for d in DEPLOYMENTS if d["schedules"] and d["schedules"][0]["active"]
+    }
     assert set(active) == {"daily/morning", "csm_digest/weekdays", "deliver/hourly"}
     assert active["daily/morning"]["cron"] == "0 7 * * *"
     assert active["csm_digest/weekdays"]["cron"] == "0 8 * * 1-5"
@@ -86,3 +93,15 @@ def test_every_shipped_journey_has_a_deployment_of_the_one_journey_flow() -> Non
     named = {d["parameters"]["name"] for d in DEPLOYMENTS if d["entrypoint"] == "flows/journey.py:journey"}
     assert named == journeys
     assert not {f"{j}.py" for j in journeys} & {p.name for p in (ROOT / "flows").glob("*.py")}
+
+
+def test_the_daily_cycle_fans_out_to_the_shard_deployment_it_names() -> None:
+    """`shards: N` on daily/morning starts N runs of the deployment `daily` names by default."""
+    from flows.daily import daily
+
+    (morning,) = [d for d in DEPLOYMENTS if full_name(d) == "daily/morning"]
+    assert morning["parameters"]["shard"] is None and morning["parameters"]["shards"] == 1
+    default = inspect.signature(daily.fn).parameters["shard_deployment"].default
+    assert default in {full_name(d) for d in DEPLOYMENTS}
+    pools = {p["name"] for p in CONFIG["definitions"]["work_pools"].values()}
+    assert pools == {"techtouch-process", "techtouch-shards"}

@@ -170,7 +170,8 @@ def test_deploy_from_prefect_yaml_and_run_daily_on_a_worker(
     seed(engine, accounts=120, seed=11, days=90, as_of=AS_OF, high_touch_arr=100_000)
     engine.dispose()
 
-    prefect(prefect_env, "work-pool", "create", "techtouch-process", "--type", "process")
+    for pool in ("techtouch-process", "techtouch-shards"):  # the README's two pools
+        prefect(prefect_env, "work-pool", "create", pool, "--type", "process")
     deployed = prefect(prefect_env, "--no-prompt", "deploy", "--all")
     for name in ("daily/morning", "csm_digest/weekdays", "health/morning", "journey/onboarding"):
         assert name in deployed, deployed
@@ -225,7 +226,8 @@ def test_one_ctrl_c_or_one_sigterm_stops_the_worker_of_the_readme(
     """README "Stopping a worker": the worker, started with the README's command, exits on the
     first signal (Prefect 3.8: in about 0.4 s; a second signal would be a SIGKILL). A terminal's
     Ctrl-C reaches the whole foreground process group; systemd and `docker stop` send SIGTERM."""
-    prefect(prefect_env, "work-pool", "create", "techtouch-process", "--type", "process")
+    for pool in ("techtouch-process", "techtouch-shards"):  # the README's two pools
+        prefect(prefect_env, "work-pool", "create", pool, "--type", "process")
     for sig, send in ((signal.SIGINT, os.killpg), (signal.SIGTERM, os.kill)):
         log_path = tmp_path / f"worker-{sig.name}.log"
         with log_path.open("wb") as log:
