@@ -12,6 +12,7 @@ from sqlalchemy import Engine, Table, select
 from techtouch.adapters.db.bulk import upsert_rows
 from techtouch.adapters.db.models import Account, HealthSnapshot
 from techtouch.adapters.db.sharding import account_in_shard
+from techtouch.adapters.db.signals import SUMS as USAGE_SUMS
 from techtouch.adapters.db.signals import latest_events, usage_signals
 from techtouch.domain.health import DIMENSIONS, score_health
 from techtouch.domain.policy import HealthModel
@@ -42,7 +43,7 @@ def load_signals(engine: Engine, as_of: date, cutoff: datetime, shard: Shard = A
         )
     else:
         frame["renewal_signed"] = False
-    for column in ("key_actions_30d", "logins_14d", "active_days_30d"):
+    for column in USAGE_SUMS:
         frame[column] = frame[column].fillna(0).astype("int64") if column in frame else 0
     frame["active_users_7d"] = frame.get("active_users_7d", pd.Series(0.0, index=frame.index)).fillna(0.0)
     return frame
@@ -56,7 +57,8 @@ def compute_health(
     signals = load_signals(engine, as_of, cutoff, shard)
     scored = score_health(signals, model)
     scored["usage_change_30d"] = signals["usage_change_30d"]
-    for column in ("logins_14d", "active_users_7d", "key_actions_30d"):
+    scored["active_users_7d"] = signals["active_users_7d"]
+    for column in USAGE_SUMS:
         scored[column] = signals[column]
     store_health(engine, as_of, scored)
     return scored
@@ -74,7 +76,7 @@ def health_of_run(accounts: pd.DataFrame) -> pd.DataFrame:
     scored["color"] = accounts["health_color"]
     scored["usage_change_30d"] = accounts["usage_change_30d"]
     scored["active_users_7d"] = accounts["active_users_7d"].astype(float)
-    for column in ("logins_14d", "key_actions_30d"):
+    for column in USAGE_SUMS:
         scored[column] = accounts[column].astype("int64")
     return scored
 

@@ -215,6 +215,13 @@ class HealthSnapshot(Base):
     logins_14d: Mapped[int] = mapped_column(Integer)
     active_users_7d: Mapped[float] = mapped_column(Float)
     key_actions_30d: Mapped[int] = mapped_column(Integer)
+    # The rest of the day's usage window sums (adapters.db.signals): the next days' runs add and
+    # take out the days that entered and left each window instead of summing 60 days again. NULL:
+    # not a base (written before 0009, or the importer changed usage inside its windows since).
+    key_actions_prev_30d: Mapped[int | None] = mapped_column(Integer)
+    key_actions_7d: Mapped[int | None] = mapped_column(Integer)
+    active_users_sum_7d: Mapped[int | None] = mapped_column(Integer)
+    active_days_30d: Mapped[int | None] = mapped_column(Integer)
 
 
 class Suppression(Base):

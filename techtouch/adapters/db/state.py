@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Select, String, and_, or_, select, text, type
 
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.adapters.db.sharding import account_in_shard, and_in_shard, in_shard
+from techtouch.adapters.db.signals import SUMS as USAGE_SUMS
 from techtouch.adapters.db.signals import latest_events, usage_signals
 from techtouch.domain.decide import BRANCH_PREFIX, GOAL_MILESTONE, REQUEST_MILESTONE
 from techtouch.domain.health import DIMENSIONS, score_health
@@ -62,14 +63,8 @@ def load_accounts(
     frame["paused"] = paused_until.notna() & (paused_until > today)
     frame["has_csm"] = frame["csm_email"].notna()
     frame["is_advocate"] = frame["is_advocate"].astype(bool)
-    for column in (
-        "key_actions_30d",
-        "key_actions_prev_30d",
-        "key_actions_7d",
-        "logins_14d",
-        "active_days_30d",
-    ):
-        frame[column] = frame[column].fillna(0) if column in frame else 0
+    for column in USAGE_SUMS:
+        frame[column] = frame[column].fillna(0).astype("int64") if column in frame else 0
     frame["active_users_7d"] = frame["active_users_7d"].fillna(0.0) if "active_users_7d" in frame else 0.0
     frame["baseline_key_actions_7d"] = frame["key_actions_prev_30d"] * 7.0 / 30.0
     live_at = frame["milestone_at.live"] if "milestone_at.live" in frame else pd.Series(pd.NaT, frame.index)

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from techtouch.adapters.db.bulk import upsert_rows
 from techtouch.adapters.db.models import Account, Contact, UsageDaily
+from techtouch.adapters.db.signals import forget_window_sums
 from techtouch.services.importing.csvfile import ParsedChunk
 from techtouch.services.importing.duplicates import SeenKeys, check_duplicates
 from techtouch.services.importing.lookups import existing_accounts
@@ -137,3 +138,6 @@ class Usage(Kind):
             for a, d, u, n, k in zip(*parsed.columns(self.NAMES), strict=True)
         ]
         upsert_rows(self.connection, UsageDaily.__table__, rows, ["account_id", "date"])
+        if rows:
+            days = [row["date"] for row in rows]
+            forget_window_sums(self.connection, {row["account_id"] for row in rows}, min(days), max(days))
