@@ -9,13 +9,14 @@ Each phase prints one line `RESULT {json}` last: `seconds` (what is measured), `
   (`CREATE TABLE .. AS SELECT *` of every seeded table): the writes without generating them.
 - import: a usage CSV through `techtouch import`. Floor: pandas parsing the same file plus the
   database copying the imported rows (as above).
-- cycle: the daily cycle on a launch or a steady day: health, the four journeys, delivery to the
-  outbox. Business hours are all day, every day, and delivery runs at the run's instant, so every
+- cycle: the daily cycle on a launch or a steady day, as the `daily` flow runs it: the accounts'
+  state loaded once (signals from the last snapshot's window sums, health), the health snapshot,
+  the four journeys, delivery to the outbox. Business hours are all day, every day, and delivery runs at the run's instant, so every
   message the day decides is due and is really rendered and written (the hourly delivery's share
   of a real day is inside the measured run). Floor: one SQL scan of the same columns (accounts
   joined with their 60 days of usage aggregated per account), measured just before, warm.
-- warmup: days pass between the launch day and the steady day (journeys recorded, delivery
-  stood in by marking pending messages sent). Not a measurement.
+- warmup: days pass between the launch day and the steady day (health snapshots and journeys
+  recorded, delivery stood in by marking pending messages sent). Not a measurement.
 - render: the messages of a launch day rendered as delivery renders them (context per message
   from the run state, the HTML CSS-inlined), timed in CPU seconds: messages/s per core. Floor:
   bare Jinja rendering of the same template files with the same contexts (no inlining, contexts
@@ -44,8 +45,8 @@ from techtouch.bootstrap import load_journeys
 from techtouch.domain.clock import run_instant
 from techtouch.services.day import load_state, run_day
 from techtouch.services.delivery import DUE_SQL
-from techtouch.services.health import compute_health
-from techtouch.services.runner import ordered, run_journeys
+from techtouch.services.health import health_of_run, store_health
+from techtouch.services.runner import load_run_state, ordered, run_journeys
 from techtouch.services.seed import STAGES as SEEDED_TABLES
 from techtouch.services.seed import seed
 from techtouch.services.simulate import advance_usage
@@ -166,9 +167,11 @@ def phase_cycle(args: argparse.Namespace) -> None:
     floor, scanned = scan(engine, day)
     instant = app.instant(day)
     started = time.perf_counter()
-    compute_health(engine, day, instant, settings.health)
-    health = time.perf_counter() - started
-    report = run_day(app, journeys, day, now=instant)
+    state = load_state(app, day)  # as the daily flow: signals and health read once
+    loaded = time.perf_counter()
+    store_health(engine, day, health_of_run(state.accounts))
+    health = time.perf_counter() - loaded
+    report = run_day(app, journeys, day, now=instant, state=state)
     seconds = time.perf_counter() - started
     delivery = report.delivery
     emit(
@@ -176,6 +179,7 @@ def phase_cycle(args: argparse.Namespace) -> None:
         floor_seconds=floor,
         scanned=scanned,
         day=day.isoformat(),
+        load_seconds=loaded - started,
         health_seconds=health,
         journeys_seconds=sum(j.seconds for j in report.journeys),
         delivery_seconds=report.delivery_seconds,
@@ -195,7 +199,9 @@ def phase_warmup(args: argparse.Namespace) -> None:
     for offset in range(1, args.offset):
         day = AS_OF + timedelta(days=offset)
         advance_usage(engine, day)
-        run_journeys(engine, settings, journeys, day, run_instant(day, settings.zone, settings.run_time))
+        state = load_run_state(engine, settings, day, run_instant(day, settings.zone, settings.run_time))
+        store_health(engine, day, health_of_run(state.accounts))  # as the daily flow does
+        run_journeys(engine, settings, journeys, day, state.run_at, state=state)
         with engine.begin() as connection:  # delivery stood in: what was decided went out
             connection.execute(text("UPDATE touches SET status = 'sent' WHERE status = 'pending'"))
     emit(seconds=time.perf_counter() - started, floor_seconds=None, days=max(args.offset - 1, 0))

@@ -178,7 +178,8 @@ def measurements(scale: Scale, results: dict[str, dict[str, Any]]) -> list[dict[
         r = results[key]
         ratio = r["seconds"] / r["floor_seconds"]
         parts = (
-            f"health {r['health_seconds']:.1f} s, journeys {r['journeys_seconds']:.1f} s "
+            f"load {r['load_seconds']:.1f} s, health {r['health_seconds']:.1f} s, "
+            f"journeys {r['journeys_seconds']:.1f} s "
             f"({r['touches']:,} touches), delivery {r['delivery_seconds']:.1f} s ({r['messages']:,} messages)"
         )
         gap = None if ratio <= goal else f"{ratio / goal:.1f}x over: {largest_part(r)}"
@@ -254,7 +255,8 @@ def measurements(scale: Scale, results: dict[str, dict[str, Any]]) -> list[dict[
 
 def largest_part(r: dict[str, Any]) -> str:
     parts = {
-        "health": r["health_seconds"],
+        "load (accounts, signals, health, contacts)": r["load_seconds"],
+        "health snapshot": r["health_seconds"],
         "journeys (load, decide, record)": r["journeys_seconds"],
         "delivery (render, write, mark)": r["delivery_seconds"],
     }
