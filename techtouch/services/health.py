@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import cast
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Table, select
 
@@ -83,14 +82,13 @@ def health_of_run(accounts: pd.DataFrame) -> pd.DataFrame:
 
 def store_health(engine: Engine, as_of: date, scored: pd.DataFrame) -> None:
     """Write the day's snapshot of the scored accounts (one upsert; re-running a day replaces it)."""
-    rows = (
-        scored.reset_index()
-        .assign(as_of=as_of)
-        .astype({"usage_change_30d": object})
-        .replace({np.nan: None})
-        .to_dict("records")
-    )
-    columns = {c.name for c in HealthSnapshot.__table__.columns}
-    snapshots = [{str(k): v for k, v in row.items() if k in columns} for row in rows]
+    columns = [c.name for c in HealthSnapshot.__table__.columns if c.name not in ("account_id", "as_of")]
+    frame = scored[[c for c in columns if c in scored.columns]].astype(object)
+    # One list of plain dicts, only the stored columns (100k accounts: ~100 MB less than to_dict
+    # of every column and a filtered copy of it).
+    snapshots = [
+        {"account_id": account_id, "as_of": as_of, **{k: None if v != v else v for k, v in row.items()}}
+        for account_id, row in zip(frame.index, frame.to_dict("records"), strict=True)
+    ]
     with engine.begin() as connection:
         upsert_rows(connection, cast(Table, HealthSnapshot.__table__), snapshots, key=("account_id", "as_of"))
