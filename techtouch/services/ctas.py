@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from techtouch.adapters.db.bulk import insert_rows
 from techtouch.adapters.db.models import Account, Cta, CtaHistory, User
 from techtouch.domain import cta_rules
 from techtouch.domain.access import (
@@ -178,8 +179,10 @@ def history(connection: Connection, cta_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows.mappings()]
 
 
-def _write_history(
-    connection: Connection,
+ID_BATCH = 5_000  # CTA ids per statement (SQLite allows 32,766 parameters)
+
+
+def _history_row(
     cta_id: int,
     actor: str,
     action: CtaAction,
@@ -193,23 +196,25 @@ def _write_history(
     outcome: str | None = None,
     note: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> None:
-    connection.execute(
-        insert(CtaHistory).values(
-            cta_id=cta_id,
-            at=at,
-            as_of=as_of,
-            actor=actor,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            from_assignee=from_assignee,
-            to_assignee=to_assignee,
-            outcome=outcome,
-            note=note,
-            detail=detail or {},
-        )
-    )
+) -> dict[str, Any]:
+    return {
+        "cta_id": cta_id,
+        "at": at,
+        "as_of": as_of,
+        "actor": actor,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "from_assignee": from_assignee,
+        "to_assignee": to_assignee,
+        "outcome": outcome,
+        "note": note,
+        "detail": detail or {},
+    }
+
+
+def _write_history(connection: Connection, cta_id: int, actor: str, action: CtaAction, **fields: Any) -> None:
+    connection.execute(insert(CtaHistory).values(**_history_row(cta_id, actor, action, **fields)))
 
 
 def _change(
@@ -476,40 +481,55 @@ def wake_snoozed(connection: Connection, as_of: date) -> int:
 
 
 def auto_close(connection: Connection, closing: dict[int, str], as_of: date) -> int:
-    """Close open CTAs whose cause went away: done, outcome `resolved_by_customer`, and why."""
+    """Close open CTAs whose cause went away: done, outcome `resolved_by_customer`, and why.
+
+    Set-based (a launch day may close thousands): one UPDATE … RETURNING per reason and batch,
+    compare-and-set on the open statuses, and the history rows in one insert.
+    """
     at = _now()
-    closed = 0
+    by_why: dict[str, list[int]] = {}
     for cta_id, why in closing.items():
-        before = connection.execute(select(Cta.status).where(Cta.id == cta_id)).scalar()
-        if before not in OPEN_CTA_STATUSES:
-            continue
-        moved = connection.execute(
-            update(Cta)
-            .where(Cta.id == cta_id, Cta.status == before)
-            .values(
-                status=CtaStatus.DONE,
-                outcome=RESOLVED_BY_CUSTOMER,
-                note=why,
-                snoozed_until=None,
-                closed_as_of=as_of,
-                closed_at=at,
+        by_why.setdefault(why, []).append(cta_id)
+    history: list[dict[str, Any]] = []
+    for why, ids in by_why.items():
+        for start in range(0, len(ids), ID_BATCH):
+            chunk = ids[start : start + ID_BATCH]
+            found = connection.execute(
+                select(Cta.id, Cta.status).where(Cta.id.in_(chunk), Cta.status.in_(OPEN_CTA_STATUSES))
             )
-        ).rowcount
-        if moved:
-            closed += 1
-            _write_history(
-                connection,
-                cta_id,
-                SYSTEM_ACTOR,
-                CtaAction.AUTO_CLOSED,
-                at=at,
-                as_of=as_of,
-                from_status=before,
-                to_status=CtaStatus.DONE,
-                outcome=RESOLVED_BY_CUSTOMER,
-                note=why,
-            )
-    return closed
+            before = {row.id: row.status for row in found}
+            if not before:
+                continue
+            moved = connection.execute(
+                update(Cta)
+                .where(Cta.id.in_(list(before)), Cta.status.in_(OPEN_CTA_STATUSES))
+                .values(
+                    status=CtaStatus.DONE,
+                    outcome=RESOLVED_BY_CUSTOMER,
+                    note=why,
+                    snoozed_until=None,
+                    closed_as_of=as_of,
+                    closed_at=at,
+                )
+                .returning(Cta.id)
+            ).scalars()
+            history += [
+                _history_row(
+                    cta_id,
+                    SYSTEM_ACTOR,
+                    CtaAction.AUTO_CLOSED,
+                    at=at,
+                    as_of=as_of,
+                    from_status=before[cta_id],
+                    to_status=CtaStatus.DONE,
+                    outcome=RESOLVED_BY_CUSTOMER,
+                    note=why,
+                )
+                for cta_id in sorted(moved)
+            ]
+    if history:
+        insert_rows(connection, CtaHistory.__table__, history)
+    return len(history)
 
 
 def join_escalation(
@@ -543,17 +563,25 @@ def join_escalation(
 
 
 def record_created(connection: Connection, cta_ids: Iterable[int], as_of: date) -> None:
-    """The first history row of CTAs a run just opened."""
+    """The first history row of CTAs a run just opened (one insert for all of them)."""
     at = _now()
-    rows = connection.execute(select(Cta.id, Cta.assignee, Cta.status).where(Cta.id.in_(list(cta_ids))))
-    for row in rows.all():
-        _write_history(
-            connection,
-            row.id,
-            SYSTEM_ACTOR,
-            CtaAction.CREATED,
-            at=at,
-            as_of=as_of,
-            to_status=row.status,
-            to_assignee=row.assignee,
+    ids = list(cta_ids)
+    history: list[dict[str, Any]] = []
+    for start in range(0, len(ids), ID_BATCH):
+        rows = connection.execute(
+            select(Cta.id, Cta.assignee, Cta.status).where(Cta.id.in_(ids[start : start + ID_BATCH]))
         )
+        history += [
+            _history_row(
+                row.id,
+                SYSTEM_ACTOR,
+                CtaAction.CREATED,
+                at=at,
+                as_of=as_of,
+                to_status=row.status,
+                to_assignee=row.assignee,
+            )
+            for row in rows.all()
+        ]
+    if history:
+        insert_rows(connection, CtaHistory.__table__, history)

@@ -87,7 +87,7 @@ def store_health(engine: Engine, as_of: date, scored: pd.DataFrame) -> None:
     # One list of plain dicts, only the stored columns (100k accounts: ~100 MB less than to_dict
     # of every column and a filtered copy of it).
     snapshots = [
-        {"account_id": account_id, "as_of": as_of, **{k: None if v != v else v for k, v in row.items()}}
+        {"account_id": account_id, "as_of": as_of, **{str(k): None if v != v else v for k, v in row.items()}}
         for account_id, row in zip(frame.index, frame.to_dict("records"), strict=True)
     ]
     with engine.begin() as connection:

@@ -26,7 +26,14 @@ from techtouch.adapters.db.state import (
 )
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.decide import Decision, decide
-from techtouch.domain.plan import Plan, add_to_caps, plan_touches, revert_deferred
+from techtouch.domain.plan import (
+    MESSAGE_CHANNELS,
+    Plan,
+    add_to_caps,
+    cap_ledger,
+    plan_touches,
+    revert_deferred,
+)
 from techtouch.domain.shards import ALL, Shard
 from techtouch.domain.statuses import EnrollmentStatus
 from techtouch.services import cta_sync, ctas
@@ -147,16 +154,17 @@ def build_frame(
 
 @dataclass
 class RunState:
-    """What every journey of one run reads: accounts (of the shard), contacts and cap counts.
+    """What every journey of one run reads: accounts (of the shard) and contacts, loaded once.
 
-    Loaded once per run; `caps` grows as journeys plan, so a later journey sees the earlier ones.
+    `caps`: the messages this run's journeys planned so far, for a dry run's caps (a run that
+    records reads them back from the database with everyone else's).
     """
 
     as_of: date
     run_at: datetime
     accounts: pd.DataFrame
     contacts: pd.DataFrame
-    caps: pd.DataFrame
+    caps: pd.DataFrame = field(default_factory=cap_ledger)
     shard: Shard = ALL
 
 
@@ -169,15 +177,14 @@ def load_run_state(
     shard: Shard = ALL,
     accounts: pd.DataFrame | None = None,
 ) -> RunState:
-    """Read the shard's accounts, contacts and cap counts (only the shard's rows leave the database)."""
+    """Read the shard's accounts and contacts (only the shard's rows leave the database)."""
     with engine.connect() as connection:
         if accounts is None:
             accounts = load_accounts(connection, as_of, run_at, settings.health, shard)
         else:
             accounts = shard.select(accounts)
         contacts = load_contacts(connection, shard)
-        caps = load_cap_counts(connection, as_of, shard)
-    return RunState(as_of, run_at, accounts, contacts, caps, shard)
+    return RunState(as_of, run_at, accounts, contacts, shard=shard)
 
 
 def advance_journey(
@@ -204,8 +211,14 @@ def advance_journey(
             frame = frame.join(requests, how="left")
         decision = decide(frame, journey, as_of)
         # Under the lock, from the database: a run of another journey may have recorded since
-        # this run loaded its state (a dry run records nothing, so it keeps its own tally).
-        caps = state.caps if dry_run else load_cap_counts(connection, as_of, state.shard)
+        # this run loaded its state. Only today's candidates' contacts matter. A dry run records
+        # nothing, so it adds what its earlier journeys planned.
+        messages = decision.actions
+        messages = messages[messages["channel"].isin(MESSAGE_CHANNELS) & (messages["kind"] != "skip")]
+        candidates = messages["account_id"].unique().tolist()
+        caps = load_cap_counts(connection, as_of, state.shard, accounts=candidates)
+        if dry_run:
+            caps = pd.concat([caps, state.caps], ignore_index=True)
         plan = plan_touches(
             decision,
             accounts,
@@ -227,7 +240,8 @@ def advance_journey(
             joined, closed = cta_sync.after_record(
                 connection, journey, decision, recorded, as_of, state.shard
             )
-    state.caps = add_to_caps(caps, plan.touches)
+    if dry_run:
+        state.caps = add_to_caps(state.caps, plan.touches)
     held = held_for_quiet_hours(plan.touches, accounts, contacts, settings.timezone, as_of, run_at)
     report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0, held)
     report.ctas_joined, report.ctas_closed = joined, closed

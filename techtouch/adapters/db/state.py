@@ -6,6 +6,7 @@ position and engagement are per journey.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
@@ -277,13 +278,27 @@ def _caps_query(as_of: date, shard: Shard) -> Select[tuple[str | None, str, date
     )
 
 
-def load_cap_counts(connection: Connection, as_of: date, shard: Shard = ALL) -> pd.DataFrame:
+CAPS_BATCH = 5_000  # account ids per query (SQLite allows 32,766 parameters)
+
+
+def load_cap_counts(
+    connection: Connection, as_of: date, shard: Shard = ALL, accounts: Sequence[str] | None = None
+) -> pd.DataFrame:
     """What the frequency caps count (domain.plan.cap_ledger): contact_id and send_at (aware UTC) of
     every automated message planned for a day near `as_of` (to the shard's accounts: a contact
-    belongs to one account, so to one shard), to be counted by the recipient's day."""
-    columns = list(
-        zip(*connection.execute(_caps_query(as_of, shard)).all(), strict=True)
-    )  # column-wise: fast
+    belongs to one account, so to one shard), to be counted by the recipient's day.
+
+    `accounts`: only these accounts' contacts (a journey's candidates today, a few thousand at
+    most), instead of every message of the last weeks."""
+    if accounts is None:
+        rows = list(connection.execute(_caps_query(as_of, shard)).all())
+    else:
+        ids = sorted(set(accounts))
+        rows = []
+        for start in range(0, len(ids), CAPS_BATCH):
+            batch = _caps_query(as_of, ALL).where(Touch.account_id.in_(ids[start : start + CAPS_BATCH]))
+            rows += connection.execute(batch).all()
+    columns = list(zip(*rows, strict=True))  # column-wise: fast
     if not columns:
         return cap_ledger()
     frame = pd.DataFrame(dict(zip(["contact_id", "send_at", "as_of"], columns, strict=True)))
