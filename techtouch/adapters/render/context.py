@@ -160,6 +160,7 @@ class ContextBuilder:
         self.accounts: dict[str, dict[str, Any]] = {}  # contacts of one account share it
         self.contact_links: dict[str, dict[str, str]] = {}
         self.survey_links: dict[tuple[str, str, str, str], str] = {}
+        self.signer = links.LinkSigner(self.public, secret)  # the same links as links.*_url, faster
         self.milestone_titles: dict[tuple[str, str], str | None] = {}
 
     def prepare(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -181,7 +182,7 @@ class ContextBuilder:
         return self._columns
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        settings, public, secret = self.settings, self.public, self.secret
+        settings, signer = self.settings, self.signer
         account_id = row["account_id"]
         account = self.account(account_id)
         journey = self.catalog.get(row["journey"])
@@ -195,16 +196,17 @@ class ContextBuilder:
         contact_links = self.contact_links
         if contact_id not in contact_links:
             contact_links[contact_id] = {
-                "unsubscribe": links.unsubscribe_url(public, secret, contact_id),
-                "preferences": links.preferences_url(public, secret, contact_id),
+                "unsubscribe": signer.unsubscribe(contact_id),
+                "preferences": signer.preferences(contact_id),
             }
-        survey_links = self.survey_links
+        survey_links, survey_link = self.survey_links, signer.survey
 
         def survey_url(survey: str, answer: str | int) -> str:
             key = (account_id, contact_id, survey, str(answer))
-            if key not in survey_links:
-                survey_links[key] = links.survey_url(public, secret, *key)
-            return survey_links[key]
+            found = survey_links.get(key)
+            if found is None:
+                found = survey_links[key] = survey_link(*key)
+            return found
 
         return {
             "account": account,
