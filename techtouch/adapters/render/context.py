@@ -128,10 +128,10 @@ class AccountColumns:
 
 
 def _object_array(values: pd.api.extensions.ExtensionArray) -> np.ndarray:
-    """An extension array as an object array of the very items iterating it gives (str, NaN, ...)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
+    """An extension array as an object array of the very items iterating it gives (str, NaN, ...).
+    to_numpy, not a Python loop over the items: pandas' item access is what this class avoids.
+    (It may be the array's own storage, as the numpy columns are views: nothing writes to them.)"""
+    return values.to_numpy(dtype=object)
 
 
 class ContextBuilder:
