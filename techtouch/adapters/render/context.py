@@ -152,16 +152,44 @@ class ContextBuilder:
         secret: bytes,
         people: People | None = None,
     ):
-        self.settings, self.catalog, self.secret = settings, catalog, secret
+        self.settings, self.secret = settings, secret
         self.people = people or {}
-        self.public = settings.public_url.rstrip("/")
-        self.frame = accounts
+        self.frame: pd.DataFrame | None = accounts
         self._columns: AccountColumns | None = None  # taken on first use: a builder may build nothing
+        # Each journey's name and its milestones' titles (the first of an id): all a context reads
+        # of the catalog.
+        self.journeys: dict[str, tuple[str, dict[str, str | None]]] = {}
+        for journey_id, journey in catalog.items():
+            titles: dict[str, str | None] = {}
+            for milestone in journey.milestones:
+                titles.setdefault(milestone.spec.id, milestone.spec.title)
+            self.journeys[journey_id] = (journey.spec.name, titles)
+        self._start()
+
+    def _start(self) -> None:
+        """The signer and empty caches (a fresh builder, or one unpickled in a render worker)."""
+        self.public = self.settings.public_url.rstrip("/")
+        self.signer = links.LinkSigner(self.public, self.secret)  # the same links as links.*_url, faster
         self.accounts: dict[str, dict[str, Any]] = {}  # contacts of one account share it
         self.contact_links: dict[str, dict[str, str]] = {}
         self.survey_links: dict[tuple[str, str, str, str], str] = {}
-        self.signer = links.LinkSigner(self.public, secret)  # the same links as links.*_url, faster
-        self.milestone_titles: dict[tuple[str, str], str | None] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a render worker of delivery's process pool needs: the account columns rather than
+        the whole accounts frame, the journeys' names and titles, no caches (a worker fills its own,
+        with the same values: signing is deterministic)."""
+        return {
+            "settings": self.settings,
+            "secret": self.secret,
+            "people": self.people,
+            "journeys": self.journeys,
+            "columns": self.columns,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.settings, self.secret, self.people = state["settings"], state["secret"], state["people"]
+        self.journeys, self._columns, self.frame = state["journeys"], state["columns"], None
+        self._start()
 
     def prepare(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Build the account contexts of these rows' accounts not built yet, in one pass."""
@@ -178,6 +206,7 @@ class ContextBuilder:
     @property
     def columns(self) -> AccountColumns:
         if self._columns is None:
+            assert self.frame is not None  # only an unpickled builder has no frame, and it has columns
             self._columns = AccountColumns(self.frame, self.people)
         return self._columns
 
@@ -185,12 +214,8 @@ class ContextBuilder:
         settings, signer = self.settings, self.signer
         account_id = row["account_id"]
         account = self.account(account_id)
-        journey = self.catalog.get(row["journey"])
-        milestone_titles = self.milestone_titles
-        if (row["journey"], row["milestone"]) not in milestone_titles:
-            found = [m.spec for m in journey.milestones if m.spec.id == row["milestone"]] if journey else []
-            milestone_titles[row["journey"], row["milestone"]] = found[0].title if found else None
-        milestone_title = milestone_titles[row["journey"], row["milestone"]]
+        journey = self.journeys.get(row["journey"])
+        milestone_title = journey[1].get(row["milestone"]) if journey else None
         contact_id = row["contact_id"]
         name = row.get("contact_name") or ""
         contact_links = self.contact_links
@@ -217,7 +242,7 @@ class ContextBuilder:
                 "role": row.get("role"),
             },
             "sender": sender_context(settings, _text(row.get("sender")), account["csm_email"], self.people),
-            "journey": {"id": row["journey"], "name": journey.spec.name if journey else row["journey"]},
+            "journey": {"id": row["journey"], "name": journey[0] if journey else row["journey"]},
             "milestone": {"id": row["milestone"], "title": milestone_title or row["milestone"]},
             "touch_key": row["key"],
             "links": dict(contact_links[contact_id]),

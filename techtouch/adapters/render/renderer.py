@@ -180,6 +180,12 @@ class Renderer:
         self._root = str(self.templates_dir.resolve())
         self._shown_root = _shown(self.templates_dir)
 
+    def __reduce__(self) -> tuple[type[Renderer], tuple[Path]]:
+        """A renderer travels (to delivery's render workers) as its templates folder: the receiving
+        process compiles what it renders, once, and keeps its own shapes (each checked against the
+        plain render-then-inline path the first time, so its messages are the same bytes)."""
+        return (Renderer, (self.templates_dir,))
+
     # -- public API
 
     def email(self, template: str, context: Mapping[str, Any]) -> RenderedEmail:
