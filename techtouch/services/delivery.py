@@ -36,6 +36,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.context import BaseContext
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -228,13 +229,16 @@ def render_batches(
     """Each batch rendered, in order: here, or with `workers` > 1 (and enough messages) in a pool of
     processes that stays at most AHEAD batches ahead of the one being sent.
 
-    Workers are spawned, not forked: a fork would copy this process's database engine (its pooled
-    connections, which must never be used by two processes), the threads' locks of an orchestrator
-    (Prefect) and its log handlers. A worker gets the renderer and the context builder once, pickled
-    (Renderer travels as its templates folder, ContextBuilder as the account columns and journey
-    titles, see their __reduce__ and __getstate__), and renders CHUNK rows per task with its own
-    compiled templates and caches. Rendering is deterministic (signed links included), so the
-    messages are the same bytes as rendered here; a worker only renders, never touches the database
+    Workers are never forked from this process: a fork would copy its database engine (pooled
+    connections, which must never be used by two processes), an orchestrator's threads' locks
+    (Prefect) and its log handlers. They come from a fork server (see _pool_context), a clean
+    single-threaded process that has imported this module once, so a worker starts without paying
+    the imports (about a second of CPU each); they are spawned where there is no fork server. A
+    worker gets the renderer and the context builder once, pickled (Renderer travels as its
+    templates folder, ContextBuilder as the account columns and journey titles, see their
+    __reduce__ and __getstate__), and renders CHUNK rows per task with its own compiled templates
+    and caches. Rendering is deterministic (signed links included), so the messages are the same
+    bytes as rendered here; a worker only renders, never touches the database
     or a channel. The pool is this delivery's, shut down when it ends, or fails (close the iterator).
     """
     if workers <= 1 or sum(len(rows) for _, rows in batches) < POOL_MIN_MESSAGES:
@@ -247,7 +251,7 @@ def render_batches(
         raise TypeError(f"render workers need a picklable renderer and context builder: {exc}") from exc
     pool = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=_pool_context(),
         initializer=_start_worker,
         initargs=(payload,),
     )
@@ -276,6 +280,19 @@ def render_batches(
             yield messages, failures
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool_context() -> BaseContext:
+    """The fork server's context where the platform has one (Linux, macOS), with this module
+    preloaded in the server: its workers are forks of a process that imported techtouch's rendering
+    once and holds nothing else (the server is started on first use, once per process). Elsewhere,
+    spawned workers, which import it themselves. Either way a worker imports the delivering
+    program's main module as multiprocessing does (scripts need their `if __name__ == "__main__"`)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # no effect once the server runs: it has it already
+    return context
 
 
 _worker: tuple[Renderer, ContextFor] | None = None  # a render worker's renderer and context builder
