@@ -20,7 +20,9 @@ Each phase prints one line `RESULT {json}` last: `seconds` (what is measured), `
 - render: the messages of a launch day rendered as delivery renders them (context per message
   from the run state, the HTML CSS-inlined), timed in CPU seconds: messages/s per core. Floor:
   bare Jinja rendering of the same template files with the same contexts (no inlining, contexts
-  built beforehand).
+  built beforehand). Then the same messages in delivery's batches through render_batches, in the
+  process and in a pool of --workers render workers (wall clock, workers' start included):
+  `workers_speedup`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from techtouch.adapters.render.context import context_builder
 from techtouch.bootstrap import load_journeys
 from techtouch.domain.clock import run_instant
 from techtouch.services.day import load_state, run_day
-from techtouch.services.delivery import DUE_SQL
+from techtouch.services.delivery import BATCH, DUE_SQL, render_batches
 from techtouch.services.health import health_of_run, store_health
 from techtouch.services.runner import load_run_state, ordered, run_journeys
 from techtouch.services.seed import STAGES as SEEDED_TABLES
@@ -236,6 +238,24 @@ def phase_render(args: argparse.Namespace) -> None:
         for suffix in parts[row["channel"]]:
             environment.get_template(f"{row['template']}.{suffix}").render(context)
     floor_cpu = time.process_time() - floor_cpu
+
+    # Render workers (`render_workers`): the same messages in delivery's batches, rendered as delivery
+    # renders them, in this process and then in a pool of --workers processes. Wall clock, since the
+    # pool's CPU is spread over processes; the pool's time includes starting its workers.
+    batches = [
+        (channel, rows_[start : start + BATCH[channel]])
+        for channel in ("email", "sms")
+        if (rows_ := [r for r in rows if r["channel"] == channel])
+        for start in range(0, len(rows_), BATCH[channel])
+    ]
+    pool_walls: dict[int, float] = {}
+    for workers in (1, args.workers):
+        renderer = bootstrap.build(settings, engine=engine, catalog=catalog).renderer
+        build = context_builder(settings, state.accounts, catalog, app.link_secret)
+        started = time.perf_counter()
+        rendered = sum(len(m) + len(f) for m, f in render_batches(renderer, build, batches, workers))
+        pool_walls[workers] = time.perf_counter() - started
+        assert rendered == len(rows), (rendered, len(rows))
     emit(
         seconds=cpu,
         floor_seconds=floor_cpu,
@@ -243,6 +263,10 @@ def phase_render(args: argparse.Namespace) -> None:
         messages=len(rows),
         emails=int(sum(1 for r in rows if r["channel"] == "email")),
         per_core=len(rows) / cpu if cpu else None,
+        in_process_wall_seconds=pool_walls[1],
+        workers=args.workers,
+        workers_wall_seconds=pool_walls[args.workers],
+        workers_speedup=pool_walls[1] / pool_walls[args.workers],
     )
 
 
@@ -274,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="usage rows imported")
     parser.add_argument("--offset", type=int, default=0, help="cycle: days after the launch day")
     parser.add_argument("--messages", type=int, default=20_000, help="render: messages rendered at most")
+    parser.add_argument("--workers", type=int, default=2, help="render: the render workers' pool compared")
     args = parser.parse_args(argv)
     PHASES[args.phase](args)
 

@@ -172,6 +172,13 @@ class Settings(BaseSettings):
     high_touch_arr: float = Field(100_000, ge=0, description="seed: ARR from which accounts are high-touch")
     health: HealthModel = HealthModel()
     delivery: Delivery = Delivery()
+    render_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="processes that render a delivery's messages (1: the delivering process itself); "
+        "claims, sends and marks always stay in the delivering process",
+    )
     senders: dict[str, Sender] = Field(
         default_factory=lambda: dict(DEFAULT_SENDERS),
         description="who messages come from, added to the defaults; `csm` is the account's CSM",

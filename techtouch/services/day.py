@@ -66,6 +66,7 @@ def deliver_pending(
         lease=timedelta(minutes=settings.delivery.claim_lease_minutes),
         now=(lambda: datetime.now(UTC)) if now is None else (lambda: now),
         window=window(app),
+        workers=settings.render_workers,
     )
 
 

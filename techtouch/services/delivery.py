@@ -28,10 +28,15 @@ Exactly-once intent is the claim -> send -> mark machine of techtouch.services.c
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import multiprocessing
+import pickle
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.context import BaseContext
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,6 +58,13 @@ log = logging.getLogger(__name__)
 # Touches of one rung come in order (see DUE_SQL), so a SendGrid batch is one request of up to
 # 1,000 personalizations; SMS go one request each anyway and are paced by the channel.
 BATCH = {"email": 1000, "sms": 500}
+# Render workers (`render_workers` > 1): a delivery with fewer messages renders in its own process,
+# since a worker is a fresh interpreter that imports techtouch (about a second of CPU). A worker
+# renders CHUNK rows per task, and the workers stay at most AHEAD batches ahead of the batch being
+# sent, so a launch day's rendered messages never pile up in memory.
+POOL_MIN_MESSAGES = 2000
+CHUNK = 250
+AHEAD = 2
 
 DUE_SQL = text(
     f"""
@@ -112,6 +124,8 @@ class Window:
 
 
 ContextFor = Callable[[dict[str, Any]], dict[str, Any]]
+# A batch rendered: its messages by touch key (in row order) and the touches whose template failed.
+Rendered = tuple[dict[str, OutboundEmail | OutboundSms], list[Mark]]
 
 
 def deliver(
@@ -126,6 +140,7 @@ def deliver(
     lease: timedelta = timedelta(minutes=10),
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     window: Window | None = None,
+    workers: int = 1,
 ) -> DeliveryReport:
     """Deliver due touches of the channels given ({"email": ..., "sms": ...}).
 
@@ -133,6 +148,9 @@ def deliver(
     `window`: the recipients' business hours and the grace before a message expires (see the module
     docstring); every delivery of the application passes it (techtouch.services.day). Without it,
     every unsettled touch is handed over as it is (the state machine's own tests).
+    `workers` (the `render_workers` setting): with more than one, and at least POOL_MIN_MESSAGES
+    messages, rendering goes to that many worker processes (see render_batches); claims, sends and marks
+    stay here, batch after batch, so the claim -> send -> mark machine is the same.
     """
     report = DeliveryReport()
     with engine.connect() as connection:
@@ -165,45 +183,144 @@ def deliver(
     report.awaiting += int(in_flight.sum())
     due = due[~in_flight]
 
+    batches: list[tuple[str, Any, list[dict[str, Any]]]] = []
     for channel_name, channel in channels.items():
         rows = [
             {str(k): v for k, v in row.items()}
             for row in due[due["channel"] == channel_name].to_dict("records")
         ]
         size = BATCH.get(channel_name, 500)
-        for start in range(0, len(rows), size):
-            batch = rows[start : start + size]
+        batches += [
+            (channel_name, channel, rows[start : start + size]) for start in range(0, len(rows), size)
+        ]
+    renders = render_batches(renderer, context_for, [(name, rows) for name, _, rows in batches], workers)
+    with closing(renders):  # a failure here shuts the render workers down
+        for (channel_name, channel, batch), rendered in zip(batches, renders, strict=True):
             _deliver_batch(
-                engine, renderer, channel, channel_name, batch, context_for, report,
-                reconcile_after, lease, now,
+                engine, channel, channel_name, batch, rendered, report, reconcile_after, lease, now
             )  # fmt: skip
     return report
 
 
+def render_rows(
+    renderer: Renderer, context_for: ContextFor, channel_name: str, rows: Sequence[dict[str, Any]]
+) -> Rendered:
+    """The messages of these rows, and a failure mark for each row whose template cannot render."""
+    messages: dict[str, OutboundEmail | OutboundSms] = {}
+    failures: list[Mark] = []
+    prepare = getattr(context_for, "prepare", None)
+    if prepare is not None:  # the rows' account contexts in one pass (ContextBuilder.prepare)
+        prepare(rows)
+    build = _email if channel_name == "email" else _sms
+    for row in rows:
+        try:
+            messages[row["key"]] = build(row, context_for(row), renderer)
+        except TemplateProblem as exc:
+            failures.append(Mark(row["key"], TouchStatus.FAILED, error=str(exc)))
+    return messages, failures
+
+
+def render_batches(
+    renderer: Renderer,
+    context_for: ContextFor,
+    batches: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+    workers: int,
+) -> Generator[Rendered, None, None]:
+    """Each batch rendered, in order: here, or with `workers` > 1 (and enough messages) in a pool of
+    processes that stays at most AHEAD batches ahead of the one being sent.
+
+    Workers are never forked from this process: a fork would copy its database engine (pooled
+    connections, which must never be used by two processes), an orchestrator's threads' locks
+    (Prefect) and its log handlers. They come from a fork server (see _pool_context), a clean
+    single-threaded process that has imported this module once, so a worker starts without paying
+    the imports (about a second of CPU each); they are spawned where there is no fork server. A
+    worker gets the renderer and the context builder once, pickled (Renderer travels as its
+    templates folder, ContextBuilder as the account columns and journey titles, see their
+    __reduce__ and __getstate__), and renders CHUNK rows per task with its own compiled templates
+    and caches. Rendering is deterministic (signed links included), so the messages are the same
+    bytes as rendered here; a worker only renders, never touches the database
+    or a channel. The pool is this delivery's, shut down when it ends, or fails (close the iterator).
+    """
+    if workers <= 1 or sum(len(rows) for _, rows in batches) < POOL_MIN_MESSAGES:
+        for channel_name, rows in batches:
+            yield render_rows(renderer, context_for, channel_name, rows)
+        return
+    try:
+        payload = pickle.dumps((renderer, context_for))
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise TypeError(f"render workers need a picklable renderer and context builder: {exc}") from exc
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_pool_context(),
+        initializer=_start_worker,
+        initargs=(payload,),
+    )
+    try:
+        queued = iter(batches)
+        in_flight: deque[list[Future[Rendered]]] = deque()
+
+        def submit() -> None:
+            batch = next(queued, None)
+            if batch is not None:
+                name, rows = batch
+                chunks = [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
+                in_flight.append([pool.submit(_render_in_worker, name, chunk) for chunk in chunks])
+
+        for _ in range(AHEAD + 1):
+            submit()
+        while in_flight:
+            futures = in_flight.popleft()
+            submit()
+            messages: dict[str, OutboundEmail | OutboundSms] = {}
+            failures: list[Mark] = []
+            for future in futures:
+                chunk_messages, chunk_failures = future.result()
+                messages.update(chunk_messages)
+                failures += chunk_failures
+            yield messages, failures
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool_context() -> BaseContext:
+    """The fork server's context where the platform has one (Linux, macOS), with this module
+    preloaded in the server: its workers are forks of a process that imported techtouch's rendering
+    once and holds nothing else (the server is started on first use, once per process). Elsewhere,
+    spawned workers, which import it themselves. Either way a worker imports the delivering
+    program's main module as multiprocessing does (scripts need their `if __name__ == "__main__"`)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # no effect once the server runs: it has it already
+    return context
+
+
+_worker: tuple[Renderer, ContextFor] | None = None  # a render worker's renderer and context builder
+
+
+def _start_worker(payload: bytes) -> None:
+    global _worker
+    _worker = pickle.loads(payload)
+
+
+def _render_in_worker(channel_name: str, rows: Sequence[dict[str, Any]]) -> Rendered:
+    assert _worker is not None, "a render task outside a render worker"
+    renderer, context_for = _worker
+    return render_rows(renderer, context_for, channel_name, rows)
+
+
 def _deliver_batch(
     engine: Engine,
-    renderer: Renderer,
     channel: Any,
     channel_name: str,
     rows: Sequence[dict[str, Any]],
-    context_for: ContextFor,
+    rendered: Rendered,
     report: DeliveryReport,
     reconcile_after: timedelta,
     lease: timedelta,
     now: Callable[[], datetime],
 ) -> None:
-    messages: dict[str, OutboundEmail | OutboundSms] = {}
-    failures: list[Mark] = []
-    prepare = getattr(context_for, "prepare", None)
-    if prepare is not None:  # the batch's account contexts in one pass (ContextBuilder.prepare)
-        prepare(rows)
-    for row in rows:
-        try:
-            context = context_for(row)
-            build = _email if channel_name == "email" else _sms
-            messages[row["key"]] = build(row, context, renderer)
-        except TemplateProblem as exc:
-            failures.append(Mark(row["key"], TouchStatus.FAILED, error=str(exc)))
+    messages, failures = rendered
     if failures:
         report.failed += len(failures)
         report.errors += [f"{f.key}: {f.error}" for f in failures]

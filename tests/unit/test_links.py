@@ -138,3 +138,74 @@ def test_link_signer_hides_the_secret_and_makes_template_callables():
     assert signer.verify(token_of(answer("nps", 10)), "survey")["answer"] == "10"
     assert signer.unsubscribe("con_9") == unsubscribe_url(URL, SECRET, "con_9")
     assert signer.preferences("con_9") == preferences_url(URL, SECRET, "con_9")
+
+
+# Links in mail already sent must keep their exact bytes: the faster signing (a MAC set up once per
+# key, payloads written by hand) is checked against the plain construction it replaces.
+AWKWARD = [
+    "",
+    "con_9",
+    'a"b\\c',
+    "line\nbreak\ttab\r\x00\x01\x1f\x7f",
+    "Zoë €",
+    "\U0001f600",
+    "\u2028\u2029",
+    "<&'>",
+]
+
+
+def reference_token(secret: bytes, kind: str, payload: dict[str, str]) -> str:
+    """The token format as the module docstring states it, with json.dumps and hmac.new."""
+    import hashlib
+    import hmac
+
+    data = json.dumps({**payload, "kind": kind}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body = base64.urlsafe_b64encode(data.encode("utf-8")).rstrip(b"=")
+    key = hmac.new(secret, b"techtouch-link:" + kind.encode(), hashlib.sha256).digest()
+    mac = hmac.new(key, body, hashlib.sha256).digest()
+    return (body + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode("ascii")
+
+
+@pytest.mark.parametrize("secret", [SECRET, b"k", b"x" * 64, b"y" * 65, bytes(range(256))])
+def test_tokens_are_byte_for_byte_the_documented_format(secret: bytes) -> None:
+    signer = LinkSigner(URL + "/", secret)
+    for value in AWKWARD:
+        survey = {"account": value, "contact": "c" + value, "survey": value + "s", "answer": value}
+        expected = reference_token(secret, "survey", survey)
+        assert sign(secret, "survey", survey) == expected
+        assert survey_url(URL, secret, value, "c" + value, value + "s", value) == f"{URL}/s/{expected}"
+        assert signer.survey(value, "c" + value, value + "s", value) == f"{URL}/s/{expected}"
+        unsubscribe = reference_token(secret, "unsubscribe", {"contact": value, "channel": "sms"})
+        assert (
+            signer.unsubscribe(value, "sms")
+            == unsubscribe_url(URL, secret, value, "sms")
+            == f"{URL}/u/{unsubscribe}"
+        )
+        preferences = reference_token(secret, "preferences", {"contact": value})
+        assert signer.preferences(value) == preferences_url(URL, secret, value) == f"{URL}/p/{preferences}"
+        free = {value or "k": value, "z" + value: "v", "kind": "ignored"}  # "kind" is always the kind's
+        assert sign(secret, "preferences", free) == reference_token(secret, "preferences", free)
+    assert signer.survey("a", "c", "nps", 7) == survey_url(URL, secret, "a", "c", "nps", "7")
+
+
+def test_the_fast_signer_refuses_what_sign_refuses() -> None:
+    signer = LinkSigner(URL, SECRET)
+    for bad in (1, None, b"con_9"):
+        with pytest.raises(TypeError):
+            signer.survey(bad, "c", "nps", 1)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            signer.unsubscribe(bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            signer.preferences(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", [b"", b"k", b"x" * 32, b"x" * 64, b"y" * 65, bytes(range(200))])
+def test_the_mac_set_up_once_is_hmac_sha256(key: bytes) -> None:
+    import hashlib
+    import hmac
+
+    from techtouch.adapters.render.links import _Mac
+
+    mac = _Mac(key)
+    for message in (b"", b"body", bytes(range(256)) * 3):
+        assert mac(message) == hmac.new(key, message, hashlib.sha256).digest()
