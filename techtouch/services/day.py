@@ -61,7 +61,7 @@ def deliver_pending(
         app.renderer,
         {name: by_name[name] for name in channels},
         context_builder(settings, state.accounts, app.catalog, app.link_secret, signers),
-        accounts=None if state.shard.everything else state.accounts.index,
+        shard=state.shard,
         reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
         lease=timedelta(minutes=settings.delivery.claim_lease_minutes),
         now=(lambda: datetime.now(UTC)) if now is None else (lambda: now),

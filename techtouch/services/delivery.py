@@ -31,7 +31,7 @@ import logging
 import multiprocessing
 import pickle
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -42,14 +42,16 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, TextClause, text
 
 from techtouch.adapters.channels.base import OutboundEmail, OutboundSms, Receipt
 from techtouch.adapters.db.bulk import upsert_rows
 from techtouch.adapters.db.models import Suppression, sql_in
+from techtouch.adapters.db.sharding import and_in_shard
 from techtouch.adapters.render.renderer import Renderer, TemplateProblem
 from techtouch.domain.plan import send_time
 from techtouch.domain.policy import Delivery
+from techtouch.domain.shards import ALL, Shard
 from techtouch.domain.statuses import UNSETTLED_TOUCH_STATUSES, ReceiptStatus, TouchStatus
 from techtouch.services import claims
 from techtouch.services.claims import TOUCHES, Mark
@@ -66,8 +68,7 @@ POOL_MIN_MESSAGES = 2000
 CHUNK = 250
 AHEAD = 2
 
-DUE_SQL = text(
-    f"""
+DUE_QUERY = f"""
     SELECT t.key, t.status, t.attempted_at, t.account_id, t.contact_id, t.journey, t.milestone, t.rung,
            t.channel, t.sender, t.template, t.send_at, t.created_at,
            c.name AS contact_name, c.email, c.phone, c.role, c.email_consent, c.sms_consent,
@@ -78,10 +79,17 @@ DUE_SQL = text(
     JOIN accounts a ON a.id = t.account_id
     LEFT JOIN suppressions se ON se.contact_id = c.id AND se.channel = 'email'
     LEFT JOIN suppressions ss ON ss.contact_id = c.id AND ss.channel = 'sms'
-    WHERE {sql_in("t.status", UNSETTLED_TOUCH_STATUSES)} AND t.channel IN ('email', 'sms')
+    WHERE {sql_in("t.status", UNSETTLED_TOUCH_STATUSES)} AND t.channel IN ('email', 'sms'){{shard}}
     ORDER BY t.channel, t.sender, t.journey, t.milestone, t.template, t.id
     """
-)
+
+
+def due_sql(shard: Shard = ALL) -> TextClause:
+    """Unsettled messages (of the shard's accounts: shards never send each other's mail)."""
+    return text(DUE_QUERY.format(shard=and_in_shard(shard, "t.account_id")))
+
+
+DUE_SQL = due_sql()
 
 
 @dataclass
@@ -134,7 +142,7 @@ def deliver(
     channels: Mapping[str, Any],
     context_for: ContextFor,
     *,
-    accounts: Iterable[str] | None = None,
+    shard: Shard = ALL,
     limit: int | None = None,
     reconcile_after: timedelta = timedelta(hours=1),
     lease: timedelta = timedelta(minutes=10),
@@ -144,7 +152,7 @@ def deliver(
 ) -> DeliveryReport:
     """Deliver due touches of the channels given ({"email": ..., "sms": ...}).
 
-    `accounts` limits delivery to a shard's accounts, so that shards never send each other's mail.
+    `shard` limits delivery to a shard's accounts (in SQL), so that shards never send each other's mail.
     `window`: the recipients' business hours and the grace before a message expires (see the module
     docstring); every delivery of the application passes it (techtouch.services.day). Without it,
     every unsettled touch is handed over as it is (the state machine's own tests).
@@ -154,10 +162,8 @@ def deliver(
     """
     report = DeliveryReport()
     with engine.connect() as connection:
-        due = pd.read_sql_query(DUE_SQL, connection)
+        due = pd.read_sql_query(due_sql(shard), connection)
     due = due[due["channel"].isin(list(channels))]
-    if accounts is not None:
-        due = due[due["account_id"].isin(list(accounts))]
     if limit is not None:
         due = due.head(limit)
     if due.empty:
