@@ -157,8 +157,9 @@ def record(
                 # generic ("no unique or exclusion constraint matching the ON CONFLICT").
                 index_where=text(sql_in("status", OPEN_CTA_STATUSES)),
             )
-            .returning(Cta.__table__.c.id)
+            .returning(Cta.__table__.c.id, Cta.__table__.c.account_id, Cta.__table__.c.reason)
         )
+        unopened: list[dict[str, Any]] = []
         for row in cta_rows:
             row["enrollment_id"] = ids[(row["account_id"], int(row.pop("cycle")))]
             row["journey"] = journey
@@ -169,12 +170,23 @@ def record(
             row["outcomes"] = row.get("outcomes") or []
             open_id = open_ctas.get((row["account_id"], row["reason"]))
             if open_id is None:
-                new_id = connection.execute(statement, row).scalar()
-                if new_id is not None:
-                    created.append(int(new_id))
-                    open_ctas[(row["account_id"], row["reason"])] = int(new_id)
-                    continue
-                open_id = _open_cta_id(connection, row["account_id"], row["reason"])
+                unopened.append(row)
+            else:
+                joined.append((open_id, {k: row[k] for k in ("priority", "title", "why", "touch_key")}))
+        # One multi-row INSERT … RETURNING for the new ones (never a statement per CTA). A row the
+        # partial unique index turned away (a CTA opened meanwhile, or two rows of this run for one
+        # account and reason) joins the open CTA instead.
+        inserted_ids: dict[tuple[str, str], int] = {}
+        for start in range(0, len(unopened), 1000):
+            result = connection.execute(statement, unopened[start : start + 1000])
+            inserted_ids.update({(r.account_id, r.reason): int(r.id) for r in result})
+        for row in unopened:
+            key = (row["account_id"], row["reason"])
+            if key in inserted_ids and key not in open_ctas:
+                created.append(inserted_ids[key])
+                open_ctas[key] = inserted_ids[key]
+                continue
+            open_id = open_ctas.get(key) or _open_cta_id(connection, row["account_id"], row["reason"])
             if open_id is not None:
                 joined.append((open_id, {k: row[k] for k in ("priority", "title", "why", "touch_key")}))
     return Recorded(
