@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from techtouch.adapters.db.record import flag_advocates, record
+from techtouch.adapters.db.record import flag_advocates, record, refresh_statistics
 from techtouch.adapters.db.state import (
     load_accounts,
     load_cap_counts,
@@ -242,6 +242,8 @@ def advance_journey(
             )
     if dry_run:
         state.caps = add_to_caps(state.caps, plan.touches)
+    else:
+        refresh_statistics(engine, len(plan.touches))
     held = held_for_quiet_hours(plan.touches, accounts, contacts, settings.timezone, as_of, run_at)
     report = _report(journey.id, decision, plan, positions, run_at, time.perf_counter() - t0, held)
     report.ctas_joined, report.ctas_closed = joined, closed

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from techtouch import bootstrap
 from techtouch.adapters.db import migrate
 from techtouch.adapters.db.engine import make_engine
+from techtouch.adapters.db.record import ANALYZE_AFTER, refresh_statistics
 from techtouch.bootstrap import load_journeys
 from techtouch.services.day import load_state, run_day
 from techtouch.services.health import health_of_run, store_health
@@ -68,3 +69,20 @@ def test_a_run_sends_as_many_statements_for_600_accounts_as_for_200(tmp_path: Pa
     # A few statements may come and go with what the day holds (a journey with or without CTAs),
     # never one per account, CTA or message.
     assert large - small <= 15, (small, large)
+
+
+def test_after_a_big_write_postgresql_gets_fresh_planner_statistics(postgres_url: str) -> None:
+    """A run that wrote many touches ANALYZEs what it wrote: autovacuum would be minutes late."""
+    engine = make_engine(postgres_url)
+    migrate.upgrade(engine)
+    query = text("SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN ('touches', 'ctas')")
+    try:
+        refresh_statistics(engine, ANALYZE_AFTER - 1)
+        with engine.connect() as connection:
+            assert all(row.last_analyze is None for row in connection.execute(query))
+        refresh_statistics(engine, ANALYZE_AFTER)
+        with engine.connect() as connection:
+            analyzed = {row.relname: row.last_analyze for row in connection.execute(query)}
+        assert set(analyzed) == {"touches", "ctas"} and all(analyzed.values()), analyzed
+    finally:
+        engine.dispose()
