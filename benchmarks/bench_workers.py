@@ -233,6 +233,8 @@ def main() -> None:
         )
     finally:
         stop(server)
+        if not args.keep:
+            admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
     if one["touches"] != two["touches"]:
         sys.exit("1 and 2 workers recorded different work")
     speedup = one["run"] / two["run"]
