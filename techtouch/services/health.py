@@ -6,67 +6,33 @@ from datetime import date, datetime
 from typing import cast
 
 import pandas as pd
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table
 
 from techtouch.adapters.db.bulk import upsert_rows
-from techtouch.adapters.db.models import Account, HealthSnapshot
-from techtouch.adapters.db.sharding import account_in_shard
+from techtouch.adapters.db.models import HealthSnapshot
 from techtouch.adapters.db.signals import SUMS as USAGE_SUMS
-from techtouch.adapters.db.signals import latest_events, usage_signals
-from techtouch.domain.health import DIMENSIONS, score_health
+from techtouch.adapters.db.state import load_accounts
+from techtouch.domain.health import DIMENSIONS
 from techtouch.domain.policy import HealthModel
 from techtouch.domain.shards import ALL, Shard
-
-
-def load_signals(engine: Engine, as_of: date, cutoff: datetime, shard: Shard = ALL) -> pd.DataFrame:
-    """One row per account (of the shard) with everything `score_health` reads."""
-    with engine.connect() as connection:
-        accounts = pd.read_sql_query(
-            select(Account.id.label("account_id"), Account.start_date, Account.renewal_date).where(
-                account_in_shard(shard)
-            ),
-            connection,
-            index_col="account_id",
-        )
-        usage = usage_signals(connection, as_of, shard)
-        events = latest_events(connection, cutoff, shard)
-    frame = accounts.join(usage, how="left").join(events, how="left")
-    as_of_ts = pd.Timestamp(as_of)
-    renewal = pd.to_datetime(frame["renewal_date"])
-    frame["days_to_renewal"] = (renewal - as_of_ts).dt.days
-    if "renewal_signed_at" in frame.columns:
-        # A signature counts for the renewal it precedes: within the window before renewal_date.
-        window = pd.Timedelta(days=365)
-        frame["renewal_signed"] = frame["renewal_signed_at"].notna() & (
-            frame["renewal_signed_at"] >= renewal - window
-        )
-    else:
-        frame["renewal_signed"] = False
-    for column in USAGE_SUMS:
-        frame[column] = frame[column].fillna(0).astype("int64") if column in frame else 0
-    frame["active_users_7d"] = frame.get("active_users_7d", pd.Series(0.0, index=frame.index)).fillna(0.0)
-    return frame
 
 
 def compute_health(
     engine: Engine, as_of: date, cutoff: datetime, model: HealthModel, shard: Shard = ALL
 ) -> pd.DataFrame:
     """Score every account (of the shard) for `as_of` and store the snapshot (re-running a day
-    replaces it)."""
-    signals = load_signals(engine, as_of, cutoff, shard)
-    scored = score_health(signals, model)
-    scored["usage_change_30d"] = signals["usage_change_30d"]
-    scored["active_users_7d"] = signals["active_users_7d"]
-    for column in USAGE_SUMS:
-        scored[column] = signals[column]
+    replaces it). The accounts are read and scored as a run reads them (adapters.db.state), so
+    `techtouch health` and the daily cycle's snapshot are one computation."""
+    with engine.connect() as connection:
+        accounts = load_accounts(connection, as_of, cutoff, model, shard)
+    scored = health_of_run(accounts)
     store_health(engine, as_of, scored)
     return scored
 
 
 def health_of_run(accounts: pd.DataFrame) -> pd.DataFrame:
-    """The day's health as `compute_health` returns it, from a run's accounts frame
-    (adapters.db.state.load_accounts scores the same signals with the same model): a cycle reads
-    its accounts' signals once, for the journeys and the snapshot both."""
+    """The day's health from a run's accounts frame (adapters.db.state.load_accounts scores it as
+    it reads it): a cycle reads its accounts' signals once, for the journeys and the snapshot both."""
     scored = pd.DataFrame(
         {f"{dimension}_score": accounts[f"health_{dimension}_score"] for dimension in DIMENSIONS},
         index=accounts.index,
