@@ -451,33 +451,30 @@ def bulk(
 
 
 def wake_snoozed(connection: Connection, as_of: date) -> int:
-    """Reopen every snoozed CTA whose date came (`snoozed_until <= as_of`), with a history row."""
-    rows = (
-        connection.execute(select(Cta.id).where(Cta.status == CtaStatus.SNOOZED, Cta.snoozed_until <= as_of))
-        .scalars()
-        .all()
-    )
+    """Reopen every snoozed CTA whose date came (`snoozed_until <= as_of`), with a history row:
+    one UPDATE … RETURNING and one insert of history rows, whatever their number."""
+    woken = connection.execute(
+        update(Cta)
+        .where(Cta.status == CtaStatus.SNOOZED, Cta.snoozed_until <= as_of)
+        .values(status=CtaStatus.OPEN, snoozed_until=None)
+        .returning(Cta.id)
+    ).scalars()
     at = _now()
-    woke = 0
-    for cta_id in rows:
-        moved = connection.execute(
-            update(Cta)
-            .where(Cta.id == cta_id, Cta.status == CtaStatus.SNOOZED)
-            .values(status=CtaStatus.OPEN, snoozed_until=None)
-        ).rowcount
-        if moved:
-            woke += 1
-            _write_history(
-                connection,
-                cta_id,
-                SYSTEM_ACTOR,
-                CtaAction.WOKE,
-                at=at,
-                as_of=as_of,
-                from_status=CtaStatus.SNOOZED,
-                to_status=CtaStatus.OPEN,
-            )
-    return woke
+    history = [
+        _history_row(
+            cta_id,
+            SYSTEM_ACTOR,
+            CtaAction.WOKE,
+            at=at,
+            as_of=as_of,
+            from_status=CtaStatus.SNOOZED,
+            to_status=CtaStatus.OPEN,
+        )
+        for cta_id in sorted(woken)
+    ]
+    if history:
+        insert_rows(connection, CtaHistory.__table__, history)
+    return len(history)
 
 
 def auto_close(connection: Connection, closing: dict[int, str], as_of: date) -> int:
