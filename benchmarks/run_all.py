@@ -68,8 +68,8 @@ LAUNCH_GOAL, STEADY_GOAL, RENDER_GOAL = 5.0, 3.0, 3000.0
 
 
 class Databases:
-    def __init__(self, kind: str, work: Path):
-        self.kind, self.work = kind, work
+    def __init__(self, kind: str, work: Path, keep: tuple[str, ...] = ()):
+        self.kind, self.work, self.keep = kind, work, keep
         self.made: list[str] = []
         if kind == "postgresql":
             from sqlalchemy import create_engine
@@ -111,9 +111,22 @@ class Databases:
         else:
             self._sql(f"DROP DATABASE IF EXISTS techtouch_bench_{name} WITH (FORCE)")
 
+    def exists(self, name: str) -> bool:
+        if self.kind == "sqlite":
+            return (self.work / f"{name}.db").exists()
+        from sqlalchemy import text
+
+        with self.admin.connect() as connection:
+            found = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": f"techtouch_bench_{name}"},
+            )
+            return found.first() is not None
+
     def close(self) -> None:
         for name in dict.fromkeys(self.made):
-            self.drop(name)
+            if name not in self.keep:
+                self.drop(name)
         if self.kind == "postgresql":
             self.admin.dispose()
 
@@ -142,11 +155,25 @@ def phase(name: str, db: str, work: Path, **options: Any) -> dict[str, Any]:
     return result
 
 
-def run(scale_name: str, scale: Scale, kind: str, work: Path) -> dict[str, dict[str, Any]]:
-    dbs = Databases(kind, work)
+def run(
+    scale_name: str, scale: Scale, kind: str, work: Path, keep_seed: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Every phase, each in its own process and database. With `keep_seed` (and `--work`), the
+    seeded database and its seed measurement stay, and a later run with the same work folder reuses
+    both: at 1M the seed takes a quarter of an hour, and it does not change with the cycle's code."""
+    dbs = Databases(kind, work, keep=("seeded",) if keep_seed else ())
     try:
         results: dict[str, dict[str, Any]] = {}
-        results["seed"] = phase("seed", dbs.fresh("seeded"), work, accounts=scale.accounts)
+        kept = work / f"seed-{scale.accounts}-{kind}.json"
+        if keep_seed and kept.exists() and dbs.exists("seeded"):
+            results["seed"] = json.loads(kept.read_text()) | {"reused": True}
+            print(f"   seed reused: {kept} (measured {results['seed']['measured_at']})", flush=True)
+        else:
+            kept.unlink(missing_ok=True)
+            results["seed"] = phase("seed", dbs.fresh("seeded"), work, accounts=scale.accounts)
+            results["seed"]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            if keep_seed:
+                kept.write_text(json.dumps(results["seed"], default=str))
         results["import"] = phase(
             "import",
             dbs.fresh("import"),
@@ -248,6 +275,7 @@ def measurements(scale: Scale, results: dict[str, dict[str, Any]]) -> list[dict[
         )
         | {
             "detail": f"{r['accounts']:,} accounts, {r['rows']:,} rows, {r['rows'] / r['seconds']:,.0f} rows/s"
+            + (f" (seeded database reused; measured {r['measured_at']})" if r.get("reused") else "")
         }
     )
     return rows
@@ -367,8 +395,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work", type=Path, help="work here and keep the files (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--keep-seed",
+        action="store_true",
+        help="with --work: keep the seeded database and reuse it (and its seed timing) on the next run",
+    )
     parser.add_argument("--extras", action="store_true", help="then run the other benchmarks of this folder")
     args = parser.parse_args(argv)
+    if args.keep_seed and args.work is None:
+        parser.error("--keep-seed needs --work (the folder that remembers the seed)")
     scale = SCALES[args.scale]
     if args.accounts:
         scale = Scale(
@@ -384,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="tt-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        results = run(args.scale, scale, args.db, work)
+        results = run(args.scale, scale, args.db, work, keep_seed=args.keep_seed)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, or_, update
+from sqlalchemy import Connection, Table, or_, update
 
 from techtouch.adapters.channels.base import OutboundEmail, OutboundSms, Receipt
+from techtouch.adapters.db.bulk import update_rows
 from techtouch.adapters.db.models import Digest, Touch
 from techtouch.domain.statuses import DigestStatus, ReceiptStatus, TouchStatus
 
@@ -160,19 +161,20 @@ def mark(connection: Connection, ledger: Ledger, marks: Sequence[Mark]) -> None:
     changes (a late receipt, or a webhook that got there first, cannot undo it)."""
     if not marks:
         return
+    first: dict[str, Mark] = {}
+    for m in marks:  # a key marked twice keeps its first status, as one UPDATE after the other would
+        first.setdefault(m.key, m)
     table = ledger.table
-    statement = (
-        update(table)
-        # or_(), not in_(): an expanding IN cannot be part of an executemany
-        .where(table.c.key == bindparam("_key"), or_(*(table.c.status == s for s in ledger.unsettled)))
-        .values(status=bindparam("_status"), provider_id=bindparam("_provider_id"), error=bindparam("_error"))
-    )
-    connection.execute(
-        statement,
+    update_rows(
+        connection,
+        table,
+        "key",
         [
-            {"_key": m.key, "_status": m.status, "_provider_id": m.provider_id, "_error": m.error}
-            for m in marks
+            {"key": m.key, "status": m.status, "provider_id": m.provider_id, "error": m.error}
+            for m in first.values()
         ],
+        # or_(), not in_(): an expanding IN cannot be part of SQLite's executemany
+        where=[or_(*(table.c.status == s for s in ledger.unsettled))],
     )
 
 

@@ -27,11 +27,12 @@ Exactly-once intent is the claim -> send -> mark machine of techtouch.services.c
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import pickle
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ BATCH = {"email": 1000, "sms": 500}
 POOL_MIN_MESSAGES = 2000
 CHUNK = 250
 AHEAD = 2
+# Unsettled messages are read this many rows at a time (a server-side cursor on PostgreSQL): a 1M
+# accounts' launch day has about 800,000 of them, and all at once took 6 GB.
+READ_CHUNK = 20_000
 
 DUE_QUERY = f"""
     SELECT t.key, t.status, t.attempted_at, t.account_id, t.contact_id, t.journey, t.milestone, t.rung,
@@ -161,13 +165,82 @@ def deliver(
     stay here, batch after batch, so the claim -> send -> mark machine is the same.
     """
     report = DeliveryReport()
+    sending: deque[tuple[str, Any, list[dict[str, Any]]]] = deque()
+
+    def batches() -> Generator[tuple[str, list[dict[str, Any]]], None, None]:
+        for channel_name, channel, rows in _due_batches(
+            engine, channels, shard, limit, lease, now, window, report
+        ):  # fmt: skip
+            sending.append((channel_name, channel, rows))
+            yield channel_name, rows
+
+    renders = render_batches(renderer, context_for, batches(), workers)
+    with closing(renders):  # a failure here shuts the render workers down
+        for rendered in renders:  # in the batches' order: render_batches keeps it
+            channel_name, channel, batch = sending.popleft()
+            _deliver_batch(
+                engine, channel, channel_name, batch, rendered, report, reconcile_after, lease, now
+            )  # fmt: skip
+    return report
+
+
+def _due_batches(
+    engine: Engine,
+    channels: Mapping[str, Any],
+    shard: Shard,
+    limit: int | None,
+    lease: timedelta,
+    now: Callable[[], datetime],
+    window: Window | None,
+    report: DeliveryReport,
+) -> Generator[tuple[str, Any, list[dict[str, Any]]], None, None]:
+    """The rows to hand over, in batches of BATCH[channel] rows in DUE_SQL's order.
+
+    DUE_SQL is read READ_CHUNK rows at a time through a server-side cursor (`stream_results`), so a
+    launch day's hundreds of thousands of unsettled messages are never all in memory: each chunk
+    is checked (consent, suppressions, the window, the lease) as it comes, and the rows of a batch
+    cut by a chunk's end wait for the next chunk, so the batches are those of one whole read. The
+    cursor's transaction only reads; the claims and marks commit on other connections (SQLite:
+    WAL lets them), and every one of them is a compare-and-set, so a row changed since the read
+    is never sent twice.
+    """
+    left = limit
+    carry: dict[str, list[dict[str, Any]]] = {}
     with engine.connect() as connection:
-        due = pd.read_sql_query(due_sql(shard), connection)
-    due = due[due["channel"].isin(list(channels))]
-    if limit is not None:
-        due = due.head(limit)
+        streamed = connection.execution_options(stream_results=True, max_row_buffer=READ_CHUNK)
+        for chunk in pd.read_sql_query(due_sql(shard), streamed, chunksize=READ_CHUNK):
+            due = chunk[chunk["channel"].isin(list(channels))]
+            if left is not None:
+                due = due.head(left)
+                left -= len(due)
+            for channel_name, rows in _handed_over(engine, due, channels, lease, now, window, report):
+                rows = carry.pop(channel_name, []) + rows
+                size = BATCH.get(channel_name, 500)
+                whole = len(rows) - len(rows) % size
+                for start in range(0, whole, size):
+                    yield channel_name, channels[channel_name], rows[start : start + size]
+                if whole < len(rows):
+                    carry[channel_name] = rows[whole:]
+            if left == 0:
+                break
+    for channel_name, rows in carry.items():
+        yield channel_name, channels[channel_name], rows
+
+
+def _handed_over(
+    engine: Engine,
+    due: pd.DataFrame,
+    channels: Mapping[str, Any],
+    lease: timedelta,
+    now: Callable[[], datetime],
+    window: Window | None,
+    report: DeliveryReport,
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """A chunk of unsettled rows checked: what is no longer allowed is suppressed, what is past its
+    day expired, what waits for its window or another sender's lease counted; the rest, by channel."""
     if due.empty:
-        return report
+        return []
+    due = due.copy()
     for column in ("email_consent", "sms_consent", "email_suppressed", "sms_suppressed"):
         due[column] = due[column].astype(bool)
     is_email = due["channel"] == "email"
@@ -178,7 +251,7 @@ def deliver(
     pending, sending = due["status"] == TouchStatus.PENDING, due["status"] == TouchStatus.SENDING
     blocked = due.loc[~allowed & pending, "key"].tolist()
     _mark(engine, [Mark(k, TouchStatus.SUPPRESSED, error="suppressed at send time") for k in blocked])
-    report.suppressed = len(blocked)
+    report.suppressed += len(blocked)
     due = due.assign(allowed=allowed)[allowed | sending]
     due = due.assign(deadline=pd.Series(pd.NaT, index=due.index, dtype="datetime64[ns, UTC]"))
     if window is not None and not due.empty:
@@ -188,24 +261,17 @@ def deliver(
     in_flight = (due["status"] == TouchStatus.SENDING) & (attempted > pd.Timestamp(now() - lease))
     report.awaiting += int(in_flight.sum())
     due = due[~in_flight]
-
-    batches: list[tuple[str, Any, list[dict[str, Any]]]] = []
-    for channel_name, channel in channels.items():
-        rows = [
-            {str(k): v for k, v in row.items()}
-            for row in due[due["channel"] == channel_name].to_dict("records")
-        ]
-        size = BATCH.get(channel_name, 500)
-        batches += [
-            (channel_name, channel, rows[start : start + size]) for start in range(0, len(rows), size)
-        ]
-    renders = render_batches(renderer, context_for, [(name, rows) for name, _, rows in batches], workers)
-    with closing(renders):  # a failure here shuts the render workers down
-        for (channel_name, channel, batch), rendered in zip(batches, renders, strict=True):
-            _deliver_batch(
-                engine, channel, channel_name, batch, rendered, report, reconcile_after, lease, now
-            )  # fmt: skip
-    return report
+    return [
+        (
+            channel_name,
+            [
+                {str(k): v for k, v in row.items()}
+                for row in due[due["channel"] == channel_name].to_dict("records")
+            ],
+        )
+        for channel_name in channels
+        if (due["channel"] == channel_name).any()
+    ]
 
 
 def render_rows(
@@ -229,11 +295,12 @@ def render_rows(
 def render_batches(
     renderer: Renderer,
     context_for: ContextFor,
-    batches: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+    batches: Iterable[tuple[str, Sequence[dict[str, Any]]]],
     workers: int,
 ) -> Generator[Rendered, None, None]:
     """Each batch rendered, in order: here, or with `workers` > 1 (and enough messages) in a pool of
-    processes that stays at most AHEAD batches ahead of the one being sent.
+    processes that stays at most AHEAD batches ahead of the one being sent. `batches` is read as
+    it goes (deliver's come from a cursor), a few batches ahead: enough to tell whether a pool pays.
 
     Workers are never forked from this process: a fork would copy its database engine (pooled
     connections, which must never be used by two processes), an orchestrator's threads' locks
@@ -247,8 +314,14 @@ def render_batches(
     bytes as rendered here; a worker only renders, never touches the database
     or a channel. The pool is this delivery's, shut down when it ends, or fails (close the iterator).
     """
-    if workers <= 1 or sum(len(rows) for _, rows in batches) < POOL_MIN_MESSAGES:
-        for channel_name, rows in batches:
+    batches = iter(batches)
+    head: list[tuple[str, Sequence[dict[str, Any]]]] = []  # enough batches to know if a pool pays
+    for batch in batches:
+        head.append(batch)
+        if sum(len(rows) for _, rows in head) >= POOL_MIN_MESSAGES:
+            break
+    if workers <= 1 or sum(len(rows) for _, rows in head) < POOL_MIN_MESSAGES:
+        for channel_name, rows in itertools.chain(head, batches):
             yield render_rows(renderer, context_for, channel_name, rows)
         return
     try:
@@ -262,7 +335,7 @@ def render_batches(
         initargs=(payload,),
     )
     try:
-        queued = iter(batches)
+        queued = itertools.chain(head, batches)
         in_flight: deque[list[Future[Rendered]]] = deque()
 
         def submit() -> None:

@@ -125,6 +125,52 @@ def test_a_fresh_claim_is_compare_and_set_and_a_final_status_is_never_overwritte
     assert status(engine, key) == "sent"
 
 
+def test_marks_settle_a_batch_in_one_go_and_leave_final_rows_alone(
+    setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`claims.mark` settles many rows per statement (PostgreSQL: UPDATE … FROM unnest): each row
+    takes its own status, provider id and error (NULLs included), a key marked twice keeps its
+    first mark, and a row already final is not changed, also across statement batches."""
+    from techtouch.adapters.db import bulk
+
+    monkeypatch.setattr(bulk, "BATCH", 2)  # several statements for one call
+    engine = setup[0]
+    with engine.begin() as connection:
+        keys = list(connection.execute(text("SELECT key FROM touches ORDER BY key LIMIT 5")).scalars())
+        connection.execute(text("UPDATE touches SET status = 'sending'"))
+        connection.execute(
+            text("UPDATE touches SET status = 'failed', error = 'earlier' WHERE key = :k"), {"k": keys[4]}
+        )
+    a, b, c, d, settled = keys
+    with engine.begin() as connection:
+        claims.mark(
+            connection,
+            TOUCHES,
+            [
+                claims.Mark(a, TouchStatus.SENT, provider_id="p-a"),
+                claims.Mark(b, TouchStatus.FAILED, error="bounced"),
+                claims.Mark(a, TouchStatus.FAILED, error="a second mark of a"),
+                claims.Mark(c, TouchStatus.SUPPRESSED, error="suppressed at send time"),
+                claims.Mark(settled, TouchStatus.SENT, provider_id="late"),
+            ],
+        )
+    with engine.connect() as connection:
+        rows = {
+            r.key: (r.status, r.provider_id, r.error)
+            for r in connection.execute(
+                text("SELECT key, status, provider_id, error FROM touches WHERE key IN (:a, :b, :c, :d, :s)"),
+                {"a": a, "b": b, "c": c, "d": d, "s": settled},
+            )
+        }
+    assert rows == {
+        a: ("sent", "p-a", None),
+        b: ("failed", None, "bounced"),
+        c: ("suppressed", None, "suppressed at send time"),
+        d: ("sending", None, None),
+        settled: ("failed", None, "earlier"),
+    }
+
+
 def test_an_ambiguous_attempt_is_not_resent_after_the_contact_opts_out(setup: Any) -> None:
     NOW = datetime.now(UTC)  # at run time: a long suite must not age the attempts
     engine = setup[0]

@@ -143,3 +143,42 @@ def test_a_context_builder_travels_without_the_accounts_frame(launch_day: Path, 
         for name in ("account", "contact", "sender", "journey", "milestone", "touch_key", "links"):
             assert theirs[name] == mine[name]
         assert theirs["survey_url"]("nps", 7) == mine["survey_url"]("nps", 7)
+
+
+def test_reading_the_due_messages_in_chunks_sends_the_same_batches(
+    launch_day: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivery reads the unsettled messages READ_CHUNK rows at a time (a server-side cursor): with
+    chunks that cut batches in the middle, the batches handed to the channels, the outbox and the
+    statuses are those of one whole read."""
+    from techtouch.adapters.channels import outbox
+
+    sizes: list[tuple[str, int]] = []
+    for name, cls in (("email", outbox.OutboxEmailChannel), ("sms", outbox.OutboxSmsChannel)):
+        real = cls.send
+
+        def counted(self: Any, batch: Any, real: Any = real, name: str = name) -> Any:
+            sizes.append((name, len(batch)))
+            return real(self, batch)
+
+        monkeypatch.setattr(cls, "send", counted)
+    monkeypatch.setattr(delivery, "BATCH", {"email": 40, "sms": 9})
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    files, touches, report = deliver_copy(launch_day, whole, workers=1)
+    whole_sizes, sizes[:] = list(sizes), []
+
+    monkeypatch.setattr(delivery, "READ_CHUNK", 17)  # divides neither batch size
+    chunked = tmp_path / "chunked"
+    chunked.mkdir()
+    chunked_files, chunked_touches, chunked_report = deliver_copy(launch_day, chunked, workers=1)
+
+    assert len(whole_sizes) > 5 and {n for n, _ in whole_sizes} == {"email", "sms"}
+    assert sizes == whole_sizes  # full batches of 40 and 9, the last of each channel shorter
+    assert chunked_files == files
+    assert chunked_touches == touches
+    assert (chunked_report.sent, chunked_report.suppressed, chunked_report.held) == (
+        report.sent,
+        report.suppressed,
+        report.held,
+    )

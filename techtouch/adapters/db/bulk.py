@@ -11,6 +11,8 @@ Four ways in, for four kinds of callers:
 * `insert_new(connection, table, rows, conflict, column)`: INSERT … ON CONFLICT DO NOTHING
   RETURNING, the rows actually inserted (feedback events, suppressions); `dialect_insert` gives the
   same ON CONFLICT-capable INSERT to the journey recorder's keyed writes.
+* `update_rows(connection, table, key, rows, where)`: UPDATE each row's columns where its key
+  matches and `where` holds (delivery's marks: a launch day settles 800,000 touches at 1M accounts).
 
 How the first two run, and why:
 
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, Table, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Connection, FromClause, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -150,6 +152,51 @@ def insert_new(
         statement, params = statement.from_select(names, select(*arrays)), None
     statement = statement.on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c[column])
     return set(connection.execute(statement, params).scalars())
+
+
+def update_rows(
+    connection: Connection,
+    table: FromClause,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    where: Sequence[ColumnElement[bool]] = (),
+) -> None:
+    """UPDATE `table` SET each row's other columns WHERE `key` = the row's and every `where` holds.
+    Every row names the same columns; keys are unique (which of two rows of one key would win is
+    undefined on PostgreSQL); `where` has no expanding IN (SQLite's executemany refuses it).
+
+    PostgreSQL: one `UPDATE … FROM unnest(arrays) AS rows(…)` per BATCH rows, the arrays bound as
+    one parameter per column. psycopg's executemany of one-row UPDATEs cost a round trip each
+    (about 0.2 ms: over a minute and a half for a 1M launch day's marks). SQLite: an executemany
+    of one-row UPDATEs, which runs in the process, a prepared statement stepped per row.
+    """
+    if not rows:
+        return
+    table = _table(table)
+    names = [n for n in rows[0] if n != key]
+    if connection.dialect.name != "postgresql":
+        statement = (
+            update(table)
+            .where(table.c[key] == bindparam(f"_{key}"), *where)
+            .values({n: bindparam(f"_{n}") for n in names})
+        )
+        for batch in _batches(rows, BATCH):
+            connection.execute(statement, [{f"_{n}": row[n] for n in (key, *names)} for row in batch])
+        return
+    for batch in _batches(rows, BATCH):
+        given = (
+            func.unnest(
+                *(
+                    bindparam(f"_{n}", [row[n] for row in batch], type_=postgresql.ARRAY(table.c[n].type))
+                    for n in (key, *names)
+                )
+            )
+            .table_valued(*(key, *names), name="given")
+            .render_derived()
+        )
+        connection.execute(
+            update(table).where(table.c[key] == given.c[key], *where).values({n: given.c[n] for n in names})
+        )
 
 
 def _table(table: FromClause) -> Table:
