@@ -67,7 +67,12 @@ def test_copy_stores_what_core_stores(pg: Engine, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(bulk, "COPY_MIN", 1)
     copied: list[str] = []
     real = bulk._copy_upsert
-    monkeypatch.setattr(bulk, "_copy_upsert", lambda *a, **k: copied.append("yes") or real(*a, **k))
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        copied.append("yes")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "_copy_upsert", counted)
     upsert(pg, ACCOUNTS, rows, ("id",))
     by_copy = stored(pg, "accounts", "id")
 
