@@ -140,8 +140,9 @@ class ContextBuilder:
     Built once per account and per contact: an account's context and a contact's signed links are
     made the first time a message needs them, and a survey link once per answer (the HTML and the
     text part of a message print the same ones). Signing is deterministic, so the links are the same.
-    `prepare` builds the account contexts of a whole batch of rows at once (delivery calls it per
-    batch); a row whose account was not prepared has it built alone, to the same value.
+    `prepare` starts a batch (delivery calls it per batch): it empties the caches and builds the
+    account contexts of the batch's rows at once; a row whose account was not prepared has it built
+    alone, to the same value.
     """
 
     def __init__(
@@ -192,8 +193,15 @@ class ContextBuilder:
         self._start()
 
     def prepare(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Build the account contexts of these rows' accounts not built yet, in one pass."""
-        missing = list(dict.fromkeys(r["account_id"] for r in rows if r["account_id"] not in self.accounts))
+        """Start a batch: the caches are emptied and the account contexts of these rows built in
+        one pass. Delivery calls it per batch, so the caches hold one batch's accounts, contacts and
+        survey links, not a whole delivery's: a launch day of 82,000 emails at 100k accounts grew
+        them by 340 MB, and at 1M accounts a day has ten times as many. Nothing is lost but
+        time: a context built again is the same (signing is deterministic)."""
+        self.accounts.clear()
+        self.contact_links.clear()
+        self.survey_links.clear()
+        missing = list(dict.fromkeys(r["account_id"] for r in rows))
         if missing:
             self.accounts.update(zip(missing, self.columns.contexts(missing), strict=True))
 
