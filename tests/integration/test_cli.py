@@ -149,6 +149,30 @@ def test_import_run_and_list_end_to_end(cli_env: dict[str, str], imported: dict[
     assert "announce.sms via sms" in preview.stdout and "STOP" in preview.stdout
 
 
+def test_run_delivers_at_a_rehearsed_instant(cli_env: dict[str, str], imported: dict[str, str]) -> None:
+    """`run --deliver-at` delivers as the daily flow's `deliver_at` does: what is due at that instant
+    goes to the outbox in the same command; a bad instant or a real provider is refused."""
+    bad = techtouch(cli_env, "run", "--all", "--as-of", str(D0), "--deliver-at", "15:00")
+    assert bad.returncode == 2 and "--deliver-at" in bad.stderr and "ISO 8601" in bad.stderr
+    naive = techtouch(cli_env, "run", "--all", "--as-of", str(D0), "--deliver-at", f"{D0}T15:00")
+    assert naive.returncode == 1 and "offset" in naive.stderr
+    provider = techtouch(
+        cli_env | {"TECHTOUCH_EMAIL_CHANNEL": "sendgrid", "TECHTOUCH_SENDGRID_API_KEY": "SG.test"},
+        "run", "--all", "--as-of", str(D0), "--deliver-at", f"{D0}T15:00+01:00",
+    )  # fmt: skip
+    assert provider.returncode == 1 and "outbox only" in provider.stderr
+    assert listing(cli_env, "touches") == []  # refused before anything was recorded
+
+    result = techtouch(
+        cli_env, "run", "--all", "--as-of", str(D0), "--deliver-at", f"{D0}T15:00+01:00", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    sent = json.loads(result.stdout)["delivery"]["sent"]
+    emails = list((Path(cli_env["TECHTOUCH_OUTBOX_DIR"]) / "email").glob("*.eml"))
+    assert sent["email"] == len(emails) > 0
+    assert {t["status"] for t in listing(cli_env, "touches", "--status", "sent")} == {"sent"}
+
+
 def test_two_runs_at_the_same_time_create_no_duplicates(
     cli_env: dict[str, str], imported: dict[str, str]
 ) -> None:

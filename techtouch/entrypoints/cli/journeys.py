@@ -79,10 +79,20 @@ def run(
         bool, typer.Option("--dry-run", help="decide and show; write and send nothing")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    deliver_at: Annotated[
+        str | None,
+        typer.Option(
+            "--deliver-at",
+            help="deliver as at this instant (ISO 8601 with an offset), to rehearse a past or future "
+            "day, as the daily flow's deliver_at; outbox only",
+        ),
+    ] = None,
 ) -> None:
     """One daily run: enter, escalate, exit; record touches and CTAs; deliver what is due."""
+    from datetime import datetime
+
     from techtouch.services import report_rollup
-    from techtouch.services.day import run_day
+    from techtouch.services.day import ReplayRefused, replay_clock, run_day
     from techtouch.services.summary import report_dict
 
     cfg = settings()
@@ -90,8 +100,18 @@ def run(
     tt = application()
     catalog = _catalog(tt)
     chosen = _pick(catalog, journeys or [], all_)
+    now = None
+    if deliver_at is not None:
+        try:
+            now = replay_clock(tt, datetime.fromisoformat(deliver_at))
+        except ReplayRefused as exc:
+            raise UserError(str(exc)) from None
+        except ValueError:
+            raise typer.BadParameter(
+                "must be an ISO 8601 instant, e.g. 2027-01-04T15:00+01:00", param_hint="--deliver-at"
+            ) from None
     try:
-        report = run_day(tt, chosen, day, dry_run=dry_run)
+        report = run_day(tt, chosen, day, dry_run=dry_run, now=now)
     except ConfigurationError as exc:
         raise UserError(str(exc)) from None
     if not dry_run and not report.empty:  # /reports shows everyone's numbers as of this run
