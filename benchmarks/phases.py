@@ -11,18 +11,19 @@ Each phase prints one line `RESULT {json}` last: `seconds` (what is measured), `
   database copying the imported rows (as above).
 - cycle: the daily cycle on a launch or a steady day, as the `daily` flow runs it: the accounts'
   state loaded once (signals from the last snapshot's window sums, health), the health snapshot,
-  the four journeys, delivery to the outbox. Business hours are all day, every day, and delivery runs at the run's instant, so every
-  message the day decides is due and is really rendered and written (the hourly delivery's share
-  of a real day is inside the measured run). Floor: one SQL scan of the same columns (accounts
-  joined with their 60 days of usage aggregated per account), measured just before, warm.
+  the four journeys, delivery to the outbox. Business hours are all day, every day, and delivery
+  runs at the run's instant, so every message the day decides is due and is really rendered and
+  written (the hourly delivery's share of a real day is inside the measured run). Floor: one SQL
+  scan of the same columns (accounts joined with their 60 days of usage aggregated per account),
+  measured just before, warm.
 - warmup: days pass between the launch day and the steady day (health snapshots and journeys
   recorded, delivery stood in by marking pending messages sent). Not a measurement.
-- render: the messages of a launch day rendered as delivery renders them (context per message
-  from the run state, the HTML CSS-inlined), timed in CPU seconds: messages/s per core. Floor:
-  bare Jinja rendering of the same template files with the same contexts (no inlining, contexts
-  built beforehand). Then the same messages in delivery's batches through render_batches, in the
-  process and in a pool of --workers render workers (wall clock, workers' start included):
-  `workers_speedup`.
+- render: the messages of a launch day (of a shard of about RENDER_ACCOUNTS accounts) rendered as
+  delivery renders them (context per message from the run state, the HTML CSS-inlined), timed in
+  CPU seconds: messages/s per core. Floor: bare Jinja rendering of the same template files with
+  the same contexts (no inlining, contexts built beforehand). Then the same messages in
+  delivery's batches through render_batches, in the process and in a pool of --workers render
+  workers (wall clock, workers' start included): `workers_speedup`.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from techtouch.adapters.db.engine import make_engine
 from techtouch.adapters.render.context import context_builder
 from techtouch.bootstrap import load_journeys
 from techtouch.domain.clock import run_instant
+from techtouch.domain.shards import Shard
 from techtouch.services.day import load_state, run_day
-from techtouch.services.delivery import BATCH, DUE_SQL, render_batches
+from techtouch.services.delivery import BATCH, due_sql, render_batches
 from techtouch.services.health import health_of_run, store_health
 from techtouch.services.runner import load_run_state, ordered, run_journeys
 from techtouch.services.seed import STAGES as SEEDED_TABLES
@@ -56,6 +58,7 @@ from techtouch.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2027, 3, 1)  # a Monday
+RENDER_ACCOUNTS = 50_000  # render: the launch day of a shard of about this many accounts
 ALL_DAY = {"business_start": "00:00", "business_end": "23:59", "business_days": [0, 1, 2, 3, 4, 5, 6]}
 
 
@@ -214,11 +217,16 @@ def phase_render(args: argparse.Namespace) -> None:
     engine = make_engine(args.db)
     catalog, journeys = journeys_of(settings)
     app = bootstrap.build(settings, engine=engine, catalog=catalog)
-    run_journeys(engine, settings, journeys, AS_OF, app.instant(AS_OF))  # record the launch day
+    # The launch day of a shard of about RENDER_ACCOUNTS accounts: enough messages to render (a launch
+    # day writes about one per account), without recording all of a 1M launch day first.
     with engine.connect() as connection:
-        due = pd.read_sql_query(DUE_SQL, connection)
+        accounts = int(connection.execute(text("SELECT COUNT(*) FROM accounts")).scalar_one())
+    shard = Shard(0, max(1, accounts // RENDER_ACCOUNTS))
+    state = load_state(app, AS_OF, shard)
+    run_journeys(engine, settings, journeys, AS_OF, app.instant(AS_OF), state=state)
+    with engine.connect() as connection:
+        due = pd.read_sql_query(due_sql(shard), connection)
     rows = [{str(k): v for k, v in row.items()} for row in due.head(args.messages).to_dict("records")]
-    state = load_state(app, AS_OF)
     renderer = app.renderer
     build = context_builder(settings, state.accounts, catalog, app.link_secret)
     for row in rows[:50]:  # the first use of each template compiles it: not per-message work
