@@ -108,3 +108,22 @@ def test_recomputing_a_day_replaces_it_and_another_day_adds_to_the_trend(base: E
             c.execute(select(HealthSnapshot.as_of, func.count()).group_by(HealthSnapshot.as_of)).all()
         )
     assert per_day == {AS_OF: 3, AS_OF + timedelta(days=1): 3}
+
+
+def test_a_snapshot_written_in_batches_is_the_same_snapshot(
+    base: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """store_health writes STORE_BATCH accounts per upsert: two batches store what one does."""
+    from techtouch.services import health
+
+    def snapshot() -> list[tuple[object, ...]]:
+        with base.connect() as c:
+            return [tuple(r) for r in c.execute(select(HealthSnapshot).order_by(HealthSnapshot.account_id))]
+
+    compute_health(base, AS_OF, CUTOFF, HealthModel())
+    whole = snapshot()
+    with base.begin() as c:
+        c.execute(HealthSnapshot.__table__.delete())
+    monkeypatch.setattr(health, "STORE_BATCH", 2)
+    compute_health(base, AS_OF, CUTOFF, HealthModel())
+    assert len(whole) == 3 and snapshot() == whole
