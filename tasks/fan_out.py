@@ -7,6 +7,7 @@ against one database. A handful of task runs per shard, whatever the number of a
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -18,6 +19,15 @@ from prefect.deployments import run_deployment
 from techtouch.domain.shards import Shard
 
 SHARD_DEPLOYMENT = "daily_shard/shard"  # prefect.yaml
+
+
+def rerun_parameters(parameters: dict[str, Any]) -> dict[str, str]:
+    """A shard run's parameters as `prefect deployment run -p` takes them: those left at their
+    default are left out, journeys as a JSON list (quoted for a shell)."""
+    given = {k: v for k, v in parameters.items() if v is not None and v is not False}
+    if "journeys" in given:
+        given["journeys"] = "'" + json.dumps(given["journeys"]) + "'"
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in given.items()}
 
 
 class ShardFailed(RuntimeError):
@@ -51,9 +61,9 @@ def run_shard(
     state = run.state
     get_run_logger().info("%s: flow run %s ended %s", shard, run.name, state.name if state else "unknown")
     if state is None or not state.is_completed():
+        again = " ".join(f"-p {name}={value}" for name, value in rerun_parameters(parameters).items())
         raise ShardFailed(
             f"{shard} of {as_of} ended {state.name if state else 'without a state'} "
-            f"(flow run {run.name}); run it again alone: prefect deployment run {deployment} "
-            f"-p as_of={as_of} -p shard={shard.index} -p shards={shard.count}"
+            f"(flow run {run.name}); run it again alone: prefect deployment run {deployment} {again}"
         )
     return {"shard": shard.index, "flow_run": run.name, "flow_run_id": str(run.id)}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -32,17 +35,18 @@ DELIVER_AT = "2026-11-02T16:00:00+00:00"
 
 
 @pytest.fixture
-def two_databases() -> Iterator[tuple[str, str]]:
-    """Two fresh PostgreSQL databases (the fanned-out run's, the one-worker run's), dropped after."""
+def three_databases() -> Iterator[tuple[str, str, str]]:
+    """Three fresh PostgreSQL databases (the fanned-out run's, the one-worker run's, the run whose
+    shard fails), dropped after."""
     require_postgres()
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    names = [f"tt_test_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    names = [f"tt_test_{uuid.uuid4().hex[:12]}" for _ in range(3)]
     with admin.connect() as connection:
         for name in names:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     urls = [make_url(POSTGRES_ADMIN_URL).set(database=n).render_as_string(hide_password=False) for n in names]
     try:
-        yield urls[0], urls[1]
+        yield urls[0], urls[1], urls[2]
     finally:
         with admin.connect() as connection:
             for name in names:
@@ -79,12 +83,29 @@ def start_worker(env: dict[str, str], pool: str, log: Path, *extra: str) -> subp
     )
 
 
+def api(env: dict[str, str], path: str, body: object | None = None) -> Any:
+    """The Prefect server's REST API: GET, or POST `body` as JSON."""
+    request = urllib.request.Request(
+        f"{env['PREFECT_API_URL']}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response) if response.status != 204 else None
+
+
+def shard_runs(env: dict[str, str], parent: str) -> list[dict[str, Any]]:
+    """The flow runs a fanned-out `daily` run started (its task runs' children)."""
+    return list(api(env, "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [parent]}}}))
+
+
 def test_two_workers_run_the_shards_and_record_exactly_what_one_worker_records(
-    prefect_env: dict[str, str], two_databases: tuple[str, str], tmp_path: Path
+    prefect_env: dict[str, str], three_databases: tuple[str, str, str], tmp_path: Path
 ) -> None:
-    fanned, single = two_databases
+    fanned, single, failing = three_databases
     env = prefect_env | {"TECHTOUCH_DATABASE_URL": fanned, "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox-a")}
-    for url in (fanned, single):
+    for url in (fanned, single, failing):
         upgraded = subprocess.run(
             [sys.executable, "-m", "techtouch", "db", "upgrade"],
             env=env | {"TECHTOUCH_DATABASE_URL": url},
@@ -101,17 +122,13 @@ def test_two_workers_run_the_shards_and_record_exactly_what_one_worker_records(
     deployed = prefect(env, "--no-prompt", "deploy", "--all")
     assert "daily_shard/shard" in deployed, deployed
 
-    logs = {name: tmp_path / name / "worker.log" for name in ("main", "shards-1", "shards-2")}
+    logs = {name: tmp_path / name / "worker.log" for name in ("main", "shards-1", "shards-2", "failing")}
     for log in logs.values():
         log.parent.mkdir()
     workers = [start_worker(env, "techtouch-process", logs["main"])]
     verbose = env | {"PREFECT_LOGGING_LEVEL": "INFO"}  # the shard workers log each submission
-    workers += [
-        start_worker(verbose, "techtouch-shards", logs[n], "--limit", "1") for n in ("shards-1", "shards-2")
-    ]
     try:
-        for worker, log in zip(workers, logs.values(), strict=True):
-            wait_until(lambda p=log: b"started!" in p.read_bytes(), 60, f"worker {log.parent.name}", worker)
+        wait_until(lambda: b"started!" in logs["main"].read_bytes(), 60, "worker main", workers[0])
 
         # The reference: the whole cycle on one worker, on the other database.
         other = {"TECHTOUCH_DATABASE_URL": single, "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox-b")}
@@ -120,14 +137,59 @@ def test_two_workers_run_the_shards_and_record_exactly_what_one_worker_records(
             env, "deployment", "run", "daily/morning", "--params", whole,
             "--job-variable", f"env={json.dumps(other)}", "--watch",
         )  # fmt: skip
+        one = recorded(single)
+        assert len(one["touches"]) > 50 and one["ctas"] and len(one["health"]) == ACCOUNTS
 
         fan_out = json.dumps(
             {"as_of": AS_OF.isoformat(), "deliver_at": DELIVER_AT, "shards": 2, "shard": None}
         )
+
+        # A shard that fails: the fan-out is started with no shard worker up, shard 2's flow run is
+        # cancelled before any worker takes it, then a shard worker runs shard 1. `daily` fails and
+        # names shard 2 with the command that runs it again alone; that command completes the day.
+        # (Shard runs take their database from the shard worker's environment.)
+        third = {"TECHTOUCH_DATABASE_URL": failing, "TECHTOUCH_OUTBOX_DIR": str(tmp_path / "outbox-c")}
+        out = prefect(
+            env, "deployment", "run", "daily/morning", "--params", fan_out,
+            "--job-variable", f"env={json.dumps(third)}",
+        )  # fmt: skip
+        found = re.search(r"UUID: ([0-9a-f-]{36})", out)
+        assert found, out
+        parent = found.group(1)
+        wait_until(lambda: len(shard_runs(env, parent)) == 2, 120, "the fan-out's two shard runs")
+        (second,) = [r for r in shard_runs(env, parent) if r["parameters"]["shard"] == 1]
+        api(env, f"/flow_runs/{second['id']}/set_state", {"state": {"type": "CANCELLED"}, "force": True})
+        workers.append(start_worker(verbose | third, "techtouch-shards", logs["failing"], "--limit", "1"))
+        final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        wait_until(lambda: api(env, f"/flow_runs/{parent}")["state_type"] in final, 300, "the fan-out's end")
+        assert api(env, f"/flow_runs/{parent}")["state_type"] == "FAILED"
+        said = "\n".join(
+            entry["message"]
+            for entry in api(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [parent]}}})
+        )
+        assert "1 of 2 shards failed (shard 2 of 2)" in said, said
+        command = re.search(
+            r"run it again alone: prefect (deployment run daily_shard/shard(?: -p [^\s'\"]+)+)", said
+        )
+        assert command, said
+        assert f"-p deliver_at={DELIVER_AT}" in command.group(
+            1
+        ) and "-p shard=1 -p shards=2" in command.group(1)
+        prefect(env, *shlex.split(command.group(1)), "--watch", timeout=600)
+        assert recorded(failing) == one, (
+            "shard 1 in the failed fan-out and shard 2 run again alone: the whole day"
+        )
+        stop(workers.pop())
+
+        workers += [
+            start_worker(verbose, "techtouch-shards", logs[n], "--limit", "1")
+            for n in ("shards-1", "shards-2")
+        ]
+        for worker, name in zip(workers[1:], ("shards-1", "shards-2"), strict=True):
+            wait_until(lambda p=logs[name]: b"started!" in p.read_bytes(), 60, f"worker {name}", worker)
         prefect(env, "deployment", "run", "daily/morning", "--params", fan_out, "--watch", timeout=600)
 
-        one, two = recorded(single), recorded(fanned)
-        assert len(one["touches"]) > 50 and one["ctas"] and len(one["health"]) == ACCOUNTS
+        two = recorded(fanned)
         assert two == one, "the shards together record exactly what one worker's whole run records"
         outbox = {
             name: sorted(p.name for p in (tmp_path / name / "email").glob("*.eml"))
