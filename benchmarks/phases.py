@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from explain import Recorder  # benchmarks/explain.py
 from sqlalchemy import Engine, text
 
 from techtouch import bootstrap
@@ -171,6 +172,7 @@ def phase_cycle(args: argparse.Namespace) -> None:
         advance_usage(engine, day)  # yesterday's usage arrived (the simulator's model)
     floor, scanned = scan(engine, day)
     instant = app.instant(day)
+    recorder = Recorder(engine) if args.explain else None
     started = time.perf_counter()
     state = load_state(app, day)  # as the daily flow: signals and health read once
     loaded = time.perf_counter()
@@ -178,6 +180,9 @@ def phase_cycle(args: argparse.Namespace) -> None:
     health = time.perf_counter() - loaded
     report = run_day(app, journeys, day, now=instant, state=state)
     seconds = time.perf_counter() - started
+    if recorder is not None:  # after the measured run: EXPLAIN ANALYZE runs the statements again
+        title = f"Hot queries of the daily cycle of {day} ({scanned:,} accounts, {engine.dialect.name})"
+        Path(args.explain).write_text(recorder.report(title), encoding="utf-8")
     delivery = report.delivery
     emit(
         seconds=seconds,
@@ -307,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--offset", type=int, default=0, help="cycle: days after the launch day")
     parser.add_argument("--messages", type=int, default=20_000, help="render: messages rendered at most")
     parser.add_argument("--workers", type=int, default=2, help="render: the render workers' pool compared")
+    parser.add_argument("--explain", help="cycle: write its hot queries and their plans here (markdown)")
     args = parser.parse_args(argv)
     PHASES[args.phase](args)
 

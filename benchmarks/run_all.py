@@ -4,7 +4,8 @@
                                            [--accounts N] [--results DIR] [--extras]
 
 Prints one table and writes the same numbers to `benchmarks/results/<date>-<scale>-<db>-<commit>.json`
-(with the commit, the machine and the date). Every phase runs in a process of its own
+(with the commit, the machine and the date), and beside it `…-explain.md`: the steady day's
+statements by time, the plans of the hottest, the indexes and their scans (benchmarks/explain.py). Every phase runs in a process of its own
 (benchmarks/phases.py), so each has its own peak RSS. `make bench BENCH_SCALE=1m BENCH_DB=postgresql`
 runs at 1M accounts on PostgreSQL (TECHTOUCH_BENCH_POSTGRES_URL, default the local server as
 postgres): it creates its databases (`techtouch_bench_*`) and drops them at the end. `--extras` then
@@ -189,7 +190,9 @@ def run(
         run_db = dbs.copy("seeded", "run")
         results["launch"] = phase("cycle", run_db, work / "launch", offset=0)
         results["warmup"] = phase("warmup", run_db, work / "warmup", offset=scale.steady_offset)
-        results["steady"] = phase("cycle", run_db, work / "steady", offset=scale.steady_offset)
+        results["steady"] = phase(
+            "cycle", run_db, work / "steady", offset=scale.steady_offset, explain=work / "steady-explain.md"
+        )
         return results
     finally:
         dbs.close()
@@ -420,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         results = run(args.scale, scale, args.db, work, keep_seed=args.keep_seed)
+        explained = (work / "steady-explain.md").read_text(encoding="utf-8")
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -444,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     path = args.results / name
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     print(f"written {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
+    plans = path.with_name(path.stem + "-explain.md")
+    plans.write_text(explained, encoding="utf-8")
+    print(f"written {plans.relative_to(ROOT) if plans.is_relative_to(ROOT) else plans}", flush=True)
 
     failed = 0
     if args.extras:
