@@ -16,6 +16,8 @@ Each phase prints one line `RESULT {json}` last: `seconds` (what is measured), `
   written (the hourly delivery's share of a real day is inside the measured run). Floor: one SQL
   scan of the same columns (accounts joined with their 60 days of usage aggregated per account),
   measured just before, warm.
+  With --shards N, the cycle runs as N shards one after the other in the process (as one worker
+  runs the N shard flow runs of a fanned-out `daily`): its peak RSS is one shard's.
 - warmup: days pass between the launch day and the steady day (health snapshots and journeys
   recorded, delivery stood in by marking pending messages sent). Not a measurement.
 - render: the messages of a launch day (of a shard of about RENDER_ACCOUNTS accounts) rendered as
@@ -173,31 +175,46 @@ def phase_cycle(args: argparse.Namespace) -> None:
     floor, scanned = scan(engine, day)
     instant = app.instant(day)
     recorder = Recorder(engine) if args.explain else None
+    totals: dict[str, float] = dict.fromkeys(
+        ("load", "health", "journeys", "delivery", "touches", "messages", "held", "expired", "failed"), 0
+    )
     started = time.perf_counter()
-    state = load_state(app, day)  # as the daily flow: signals and health read once
-    loaded = time.perf_counter()
-    store_health(engine, day, health_of_run(state.accounts))
-    health = time.perf_counter() - loaded
-    report = run_day(app, journeys, day, now=instant, state=state)
+    # --shards N: the shards one after the other in this process, as one worker runs N shard flow
+    # runs in a row; each holds only its accounts (the peak RSS is one shard's).
+    for index in range(args.shards):
+        shard = Shard(index, args.shards)
+        begun = time.perf_counter()
+        state = load_state(app, day, shard)  # as the daily flow: signals and health read once
+        loaded = time.perf_counter()
+        store_health(engine, day, health_of_run(state.accounts))
+        totals["load"] += loaded - begun
+        totals["health"] += time.perf_counter() - loaded
+        report = run_day(app, journeys, day, now=instant, state=state)
+        del state
+        totals["journeys"] += sum(j.seconds for j in report.journeys)
+        totals["delivery"] += report.delivery_seconds
+        totals["touches"] += sum(int(j.steps["count"].sum()) for j in report.journeys if len(j.steps))
+        delivery = report.delivery
+        if delivery is not None:
+            totals["messages"] += sum(delivery.sent.values())
+            totals["held"] += delivery.held
+            totals["expired"] += delivery.expired
+            totals["failed"] += delivery.failed
     seconds = time.perf_counter() - started
     if recorder is not None:  # after the measured run: EXPLAIN ANALYZE runs the statements again
         title = f"Hot queries of the daily cycle of {day} ({scanned:,} accounts, {engine.dialect.name})"
         Path(args.explain).write_text(recorder.report(title), encoding="utf-8")
-    delivery = report.delivery
     emit(
         seconds=seconds,
         floor_seconds=floor,
         scanned=scanned,
         day=day.isoformat(),
-        load_seconds=loaded - started,
-        health_seconds=health,
-        journeys_seconds=sum(j.seconds for j in report.journeys),
-        delivery_seconds=report.delivery_seconds,
-        touches=sum(int(j.steps["count"].sum()) for j in report.journeys if len(j.steps)),
-        messages=sum(delivery.sent.values()) if delivery else 0,
-        held=delivery.held if delivery else 0,
-        expired=delivery.expired if delivery else 0,
-        failed=delivery.failed if delivery else 0,
+        shards=args.shards,
+        load_seconds=totals["load"],
+        health_seconds=totals["health"],
+        journeys_seconds=totals["journeys"],
+        delivery_seconds=totals["delivery"],
+        **{k: int(totals[k]) for k in ("touches", "messages", "held", "expired", "failed")},
     )
 
 
@@ -312,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--offset", type=int, default=0, help="cycle: days after the launch day")
     parser.add_argument("--messages", type=int, default=20_000, help="render: messages rendered at most")
     parser.add_argument("--workers", type=int, default=2, help="render: the render workers' pool compared")
+    parser.add_argument("--shards", type=int, default=1, help="cycle: run it as this many shards in a row")
     parser.add_argument("--explain", help="cycle: write its hot queries and their plans here (markdown)")
     args = parser.parse_args(argv)
     PHASES[args.phase](args)
