@@ -9,9 +9,10 @@ Four ways in, for four kinds of callers:
   On PostgreSQL, COPY_MIN rows or more are COPYed into a temporary table first (`_copy_upsert`).
 * `load_rows(connection, table, columns, rows)`: generated tuples already in their stored form,
   appended by COPY FROM STDIN on PostgreSQL (the seed's millions of usage rows).
-* `insert_new(connection, table, rows, conflict, column)`: INSERT … ON CONFLICT DO NOTHING
-  RETURNING, the rows actually inserted (feedback events, suppressions); `dialect_insert` gives the
-  same ON CONFLICT-capable INSERT to the journey recorder's keyed writes.
+* `insert_new(connection, table, rows, conflict, column)`, `insert_returning(…, returning)`,
+  `insert_ignore(…)`: INSERT … ON CONFLICT DO NOTHING [RETURNING], the rows actually inserted
+  (feedback events, suppressions, the journey recorder's enrollments and touches; unnest()ed
+  arrays on PostgreSQL); `dialect_insert` gives the same ON CONFLICT-capable INSERT to the rest.
 * `update_rows(connection, table, key, rows, where)`: UPDATE each row's columns where its key
   matches and `where` holds (delivery's marks: a launch day settles 800,000 touches at 1M accounts).
 
@@ -61,6 +62,7 @@ SQLITE_BATCH = 50_000  # tuples per executemany on SQLite: bounds the converted 
 # PostgreSQL upserts of at least this many rows go through COPY (see _copy_upsert), when every
 # column is of a type psycopg's COPY dumps as Core would bind it.
 COPY_MIN = 20_000
+UNNEST_BATCH = 10_000  # rows per INSERT … SELECT unnest(…) on PostgreSQL (_insert_skipping)
 COPY_TYPES = (String, Integer, Float, Numeric, Date, DateTime, Boolean)
 
 Row = Mapping[str, Any]
@@ -217,6 +219,27 @@ def dialect_insert(connection: Connection, table: FromClause) -> Any:
     return sqlite.insert(_table(table))
 
 
+def insert_returning(
+    connection: Connection,
+    table: FromClause,
+    rows: Sequence[Mapping[str, Any]],
+    conflict: Sequence[str],
+    returning: Sequence[str],
+) -> list[Any]:
+    """INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING `returning`: the rows actually inserted
+    (SQLAlchemy Rows, by name or position; in no promised order)."""
+    return [
+        row for result in _insert_skipping(connection, table, rows, conflict, returning) for row in result
+    ]
+
+
+def insert_ignore(
+    connection: Connection, table: FromClause, rows: Sequence[Mapping[str, Any]], conflict: Sequence[str]
+) -> int:
+    """INSERT … ON CONFLICT (conflict) DO NOTHING: how many rows were inserted."""
+    return sum(result.rowcount or 0 for result in _insert_skipping(connection, table, rows, conflict, ()))
+
+
 def insert_new(
     connection: Connection,
     table: FromClause,
@@ -224,25 +247,46 @@ def insert_new(
     conflict: Sequence[str],
     column: str,
 ) -> set[Any]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING `column`: the values of the rows actually inserted.
+    """INSERT … ON CONFLICT DO NOTHING RETURNING `column`: the values of the rows actually inserted."""
+    return {row[0] for row in insert_returning(connection, table, rows, conflict, [column])}
 
-    PostgreSQL gets one array per column, unnest()ed: a short statement whatever the batch size
-    (a VALUES list of 1,000 rows costs psycopg ~20 ms just to convert its placeholders).
+
+def _insert_skipping(
+    connection: Connection,
+    table: FromClause,
+    rows: Sequence[Mapping[str, Any]],
+    conflict: Sequence[str],
+    returning: Sequence[str],
+) -> Iterator[Any]:
+    """The results of INSERT … ON CONFLICT DO NOTHING [RETURNING], batch after batch.
+
+    PostgreSQL gets one array per column, unnest()ed: a short statement whatever the batch size.
+    A VALUES list of 1,000 rows is a statement psycopg parses for its placeholders in Python
+    each time (too long for its cache): that was 40 % of a 1M launch day's journeys. Python-side
+    defaults of the columns not given are evaluated once per statement (`from_select` includes
+    them). SQLite: Core's executemany (insertmanyvalues when RETURNING), its driver's parsing is C.
     """
     if not rows:
-        return set()
+        return
     table = _table(table)
     statement = dialect_insert(connection, table)
-    params: list[Mapping[str, Any]] | None = list(rows)
-    if connection.dialect.name == "postgresql":
-        names = list(rows[0])
-        arrays = (
-            func.unnest(bindparam(f"_{n}", [row[n] for row in rows], type_=postgresql.ARRAY(table.c[n].type)))
-            for n in names
-        )
-        statement, params = statement.from_select(names, select(*arrays)), None
-    statement = statement.on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c[column])
-    return set(connection.execute(statement, params).scalars())
+    postgres = connection.dialect.name == "postgresql"
+    names = list(rows[0])
+    for batch in _batches(rows, UNNEST_BATCH if postgres else BATCH):
+        params: list[Mapping[str, Any]] | None = list(batch)
+        each = statement
+        if postgres:
+            arrays = (
+                func.unnest(
+                    bindparam(f"_{n}", [row[n] for row in batch], type_=postgresql.ARRAY(table.c[n].type))
+                )
+                for n in names
+            )
+            each, params = statement.from_select(names, select(*arrays)), None
+        each = each.on_conflict_do_nothing(index_elements=list(conflict))
+        if returning:
+            each = each.returning(*(table.c[n] for n in returning))
+        yield connection.execute(each, params)
 
 
 def update_rows(

@@ -14,9 +14,9 @@ from datetime import date
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, bindparam, select, text, tuple_, update
+from sqlalchemy import Connection, Engine, Table, select, text, tuple_, update
 
-from techtouch.adapters.db.bulk import dialect_insert
+from techtouch.adapters.db.bulk import dialect_insert, insert_ignore, insert_returning, update_rows
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.domain.plan import Plan
 from techtouch.domain.statuses import OPEN_CTA_STATUSES, CtaStatus, TouchStatus
@@ -68,15 +68,14 @@ def record(
         rows = _records(new, ["account_id", "cycle", *POSITION_FIELDS])
         for row in rows:
             row["journey"] = journey
-        table = cast(Table, Enrollment.__table__)
-        statement = (
-            dialect_insert(connection, table)
-            .on_conflict_do_nothing(index_elements=["account_id", "journey", "cycle"])
-            .returning(table.c.id, table.c.account_id, table.c.cycle)
+        inserted_rows = insert_returning(
+            connection,
+            cast(Table, Enrollment.__table__),
+            rows,
+            ["account_id", "journey", "cycle"],
+            ["id", "account_id", "cycle"],
         )
-        for start in range(0, len(rows), 1000):
-            result = connection.execute(statement, rows[start : start + 1000])
-            ids.update({(r.account_id, int(r.cycle)): int(r.id) for r in result})
+        ids.update({(r.account_id, int(r.cycle)): int(r.id) for r in inserted_rows})
     old = positions[~positions["is_new"]]
     if not old.empty:
         ids.update(
@@ -87,14 +86,8 @@ def record(
         )
         rows = _records(old, ["enrollment_id", *POSITION_FIELDS])
         for row in rows:
-            row["_id"] = int(row.pop("enrollment_id"))
-        table = cast(Table, Enrollment.__table__)
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values({f: bindparam(f) for f in POSITION_FIELDS})
-        )
-        connection.execute(statement, rows)
+            row["id"] = int(row.pop("enrollment_id"))
+        update_rows(connection, cast(Table, Enrollment.__table__), "id", rows)
 
     touches = plan.touches
     if touches.empty:
@@ -137,10 +130,7 @@ def record(
             reason = ctas.at[row["key"], "reason"]
             duplicate = (row["account_id"], reason) in open_ctas
             row["status"] = TouchStatus.DEDUPLICATED if duplicate else TouchStatus.CREATED
-    statement = dialect_insert(connection, Touch.__table__).on_conflict_do_nothing(index_elements=["key"])
-    inserted = 0
-    for start in range(0, len(touch_rows), 5000):
-        inserted += connection.execute(statement, touch_rows[start : start + 5000]).rowcount or 0
+    inserted = insert_ignore(connection, cast(Table, Touch.__table__), touch_rows, ["key"])
 
     created: list[int] = []
     joined: list[tuple[int, dict[str, Any]]] = []
