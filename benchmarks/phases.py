@@ -178,6 +178,7 @@ def phase_cycle(args: argparse.Namespace) -> None:
     totals: dict[str, float] = dict.fromkeys(
         ("load", "health", "journeys", "delivery", "touches", "messages", "held", "expired", "failed"), 0
     )
+    first = None
     started = time.perf_counter()
     # --shards N: the shards one after the other in this process, as one worker runs N shard flow
     # runs in a row; each holds only its accounts (the peak RSS is one shard's).
@@ -191,6 +192,8 @@ def phase_cycle(args: argparse.Namespace) -> None:
         totals["health"] += time.perf_counter() - loaded
         report = run_day(app, journeys, day, now=instant, state=state)
         del state
+        if index == 0 and report.journeys:  # the first journey's touches exist (and may go out)
+            first = loaded - started + totals["health"] + report.journeys[0].seconds
         totals["journeys"] += sum(j.seconds for j in report.journeys)
         totals["delivery"] += report.delivery_seconds
         totals["touches"] += sum(int(j.steps["count"].sum()) for j in report.journeys if len(j.steps))
@@ -210,6 +213,7 @@ def phase_cycle(args: argparse.Namespace) -> None:
         scanned=scanned,
         day=day.isoformat(),
         shards=args.shards,
+        first_milestone_seconds=first,
         load_seconds=totals["load"],
         health_seconds=totals["health"],
         journeys_seconds=totals["journeys"],

@@ -4,6 +4,7 @@ evaluated per row where they read the row), and conflicts update or are left alo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, Table, text
 
 from techtouch.adapters.db import bulk, migrate
 from techtouch.adapters.db.engine import make_engine
-from techtouch.adapters.db.models import Account, HealthSnapshot
+from techtouch.adapters.db.models import Account, Digest, HealthSnapshot
 from techtouch.domain.health import DIMENSIONS
 from techtouch.domain.shards import shard_key
 
@@ -120,3 +121,32 @@ def test_copy_upserts_update_on_conflict_or_leave_rows_alone(
     ]
     with pg.connect() as connection:  # the staging table is gone with its statement
         assert connection.execute(text("SELECT to_regclass('staged_health_snapshots')")).scalar() is None
+
+
+def test_unnest_inserts_and_updates_carry_json_lists_dicts_and_nulls(engine: Engine) -> None:
+    """insert_returning and update_rows (PostgreSQL: arrays unnest()ed, a JSON column's values as
+    their JSON text) store what Core stores, on both backends: a JSON list is one value, not one
+    more dimension of the array."""
+    digests = cast(Table, Digest.__table__)
+    rows = [
+        {"key": f"d{i}", "recipient": "csm@vendor.example", "as_of": date(2027, 3, 1), "counts": counts}
+        for i, counts in enumerate([[1, 2], {"open": [3, 4]}, [], {"nested": {"x": None}}])
+    ]
+    with engine.begin() as connection:
+        inserted = bulk.insert_returning(connection, digests, rows, ["key"], ["id", "key"])
+        again = bulk.insert_returning(connection, digests, rows[:1], ["key"], ["id", "key"])
+        assert sorted(r.key for r in inserted) == ["d0", "d1", "d2", "d3"] and again == []
+        bulk.update_rows(
+            connection, digests, "key", [{"key": "d0", "counts": ["x", {"y": 1}], "status": "sent"}]
+        )
+        stored = {
+            r.key: (r.counts, r.status)
+            for r in connection.execute(text("SELECT key, counts, status FROM digests ORDER BY key"))
+        }
+    decoded = {k: (json.loads(v) if isinstance(v, str) else v, s) for k, (v, s) in stored.items()}
+    assert decoded == {
+        "d0": (["x", {"y": 1}], "sent"),
+        "d1": ({"open": [3, 4]}, "pending"),
+        "d2": ([], "pending"),
+        "d3": ({"nested": {"x": None}}, "pending"),
+    }

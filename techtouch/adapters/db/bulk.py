@@ -31,12 +31,14 @@ How the first two run, and why:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     ColumnElement,
     Connection,
@@ -48,7 +50,10 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
+    TextClause,
     bindparam,
+    cast,
     func,
     insert,
     select,
@@ -56,6 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter
 
 BATCH = 5_000  # dicts per Core execute on PostgreSQL (insertmanyvalues pages 1,000 rows within it)
 SQLITE_BATCH = 50_000  # tuples per executemany on SQLite: bounds the converted copy of the rows
@@ -225,12 +231,13 @@ def insert_returning(
     rows: Sequence[Mapping[str, Any]],
     conflict: Sequence[str],
     returning: Sequence[str],
+    conflict_where: ColumnElement[bool] | TextClause | None = None,
 ) -> list[Any]:
-    """INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING `returning`: the rows actually inserted
-    (SQLAlchemy Rows, by name or position; in no promised order)."""
-    return [
-        row for result in _insert_skipping(connection, table, rows, conflict, returning) for row in result
-    ]
+    """INSERT … ON CONFLICT (conflict) [WHERE conflict_where] DO NOTHING RETURNING `returning`: the
+    rows actually inserted (SQLAlchemy Rows, by name or position; in no promised order).
+    `conflict_where` names a partial unique index (its predicate, as literals)."""
+    results = _insert_skipping(connection, table, rows, conflict, returning, conflict_where)
+    return [row for result in results for row in result]
 
 
 def insert_ignore(
@@ -257,6 +264,7 @@ def _insert_skipping(
     rows: Sequence[Mapping[str, Any]],
     conflict: Sequence[str],
     returning: Sequence[str],
+    conflict_where: ColumnElement[bool] | TextClause | None = None,
 ) -> Iterator[Any]:
     """The results of INSERT … ON CONFLICT DO NOTHING [RETURNING], batch after batch.
 
@@ -277,13 +285,12 @@ def _insert_skipping(
         each = statement
         if postgres:
             arrays = (
-                func.unnest(
-                    bindparam(f"_{n}", [row[n] for row in batch], type_=postgresql.ARRAY(table.c[n].type))
-                )
+                cast(func.unnest(array), table.c[n].type) if as_text else func.unnest(array)
                 for n in names
+                for array, as_text in [_array_of(table, n, [row[n] for row in batch])]
             )
             each, params = statement.from_select(names, select(*arrays)), None
-        each = each.on_conflict_do_nothing(index_elements=list(conflict))
+        each = each.on_conflict_do_nothing(index_elements=list(conflict), index_where=conflict_where)
         if returning:
             each = each.returning(*(table.c[n] for n in returning))
         yield connection.execute(each, params)
@@ -319,19 +326,28 @@ def update_rows(
             connection.execute(statement, [{f"_{n}": row[n] for n in (key, *names)} for row in batch])
         return
     for batch in _batches(rows, BATCH):
+        arrays = {n: _array_of(table, n, [row[n] for row in batch]) for n in (key, *names)}
         given = (
-            func.unnest(
-                *(
-                    bindparam(f"_{n}", [row[n] for row in batch], type_=postgresql.ARRAY(table.c[n].type))
-                    for n in (key, *names)
-                )
-            )
+            func.unnest(*(array for array, _ in arrays.values()))
             .table_valued(*(key, *names), name="given")
             .render_derived()
         )
         connection.execute(
-            update(table).where(table.c[key] == given.c[key], *where).values({n: given.c[n] for n in names})
+            update(table)
+            .where(table.c[key] == given.c[key], *where)
+            .values({n: cast(given.c[n], table.c[n].type) if arrays[n][1] else given.c[n] for n in names})
         )
+
+
+def _array_of(table: Table, name: str, values: list[Any]) -> tuple[BindParameter[Any], bool]:
+    """One column's values as one PostgreSQL array parameter, and whether the array is of JSON
+    text to be cast back to the column's type. A JSON column's values travel as their JSON text: as
+    an ARRAY(JSON) item, a list value would be taken for one more dimension of the array."""
+    column_type = table.c[name].type
+    if isinstance(column_type, JSON):
+        texts = [json.dumps(value) for value in values]
+        return bindparam(f"_{name}", texts, type_=postgresql.ARRAY(Text)), True
+    return bindparam(f"_{name}", values, type_=postgresql.ARRAY(column_type)), False
 
 
 def _table(table: FromClause) -> Table:

@@ -16,7 +16,7 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, select, text, tuple_, update
 
-from techtouch.adapters.db.bulk import dialect_insert, insert_ignore, insert_returning, update_rows
+from techtouch.adapters.db.bulk import insert_ignore, insert_returning, update_rows
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.domain.plan import Plan
 from techtouch.domain.statuses import OPEN_CTA_STATUSES, CtaStatus, TouchStatus
@@ -151,18 +151,6 @@ def record(
                 "outcomes",
             ],
         )
-        statement = (
-            dialect_insert(connection, Cta.__table__)
-            .on_conflict_do_nothing(
-                index_elements=["account_id", "reason"],
-                # Literals, not parameters: PostgreSQL proves that the partial unique index
-                # matches from this predicate, which it cannot do from parameters once psycopg
-                # prepares the statement (its fifth execution on a connection) and the plan is
-                # generic ("no unique or exclusion constraint matching the ON CONFLICT").
-                index_where=text(sql_in("status", OPEN_CTA_STATUSES)),
-            )
-            .returning(Cta.__table__.c.id, Cta.__table__.c.account_id, Cta.__table__.c.reason)
-        )
         unopened: list[dict[str, Any]] = []
         for row in cta_rows:
             row["enrollment_id"] = ids[(row["account_id"], int(row.pop("cycle")))]
@@ -180,10 +168,21 @@ def record(
         # One multi-row INSERT … RETURNING for the new ones (never a statement per CTA). A row the
         # partial unique index turned away (a CTA opened meanwhile, or two rows of this run for one
         # account and reason) joins the open CTA instead.
-        inserted_ids: dict[tuple[str, str], int] = {}
-        for start in range(0, len(unopened), 1000):
-            result = connection.execute(statement, unopened[start : start + 1000])
-            inserted_ids.update({(r.account_id, r.reason): int(r.id) for r in result})
+        inserted_ids = {
+            (r.account_id, r.reason): int(r.id)
+            for r in insert_returning(
+                connection,
+                cast(Table, Cta.__table__),
+                unopened,
+                ["account_id", "reason"],
+                ["id", "account_id", "reason"],
+                # Literals, not parameters: PostgreSQL proves that the partial unique index
+                # matches from this predicate, which it cannot do from parameters once psycopg
+                # prepares the statement (its fifth execution on a connection) and the plan is
+                # generic ("no unique or exclusion constraint matching the ON CONFLICT").
+                conflict_where=text(sql_in("status", OPEN_CTA_STATUSES)),
+            )
+        }
         for row in unopened:
             key = (row["account_id"], row["reason"])
             if key in inserted_ids and key not in open_ctas:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, Select, String, and_, or_, select, text, type_coerce
+from sqlalchemy import Connection, Select, String, and_, any_, bindparam, or_, select, text, type_coerce
+from sqlalchemy.dialects import postgresql
 
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.adapters.db.sharding import account_in_shard, and_in_shard, in_shard
@@ -279,6 +280,7 @@ def _caps_query(as_of: date, shard: Shard) -> Select[tuple[str | None, str, date
 
 
 CAPS_BATCH = 5_000  # account ids per query (SQLite allows 32,766 parameters)
+CAPS_BATCH_POSTGRES = 100_000  # account ids per query on PostgreSQL (one array parameter)
 
 
 def load_cap_counts(
@@ -295,9 +297,19 @@ def load_cap_counts(
     else:
         ids = sorted(set(accounts))
         rows = []
-        for start in range(0, len(ids), CAPS_BATCH):
-            batch = _caps_query(as_of, ALL).where(Touch.account_id.in_(ids[start : start + CAPS_BATCH]))
-            rows += connection.execute(batch).all()
+        # PostgreSQL: `= ANY(array)`, one parameter; an IN list of 5,000 is a statement too long for
+        # psycopg's cache, parsed for its placeholders in Python each time (a 1M launch day asks
+        # 200 of them per journey).
+        postgres = connection.dialect.name == "postgresql"
+        size = CAPS_BATCH_POSTGRES if postgres else CAPS_BATCH
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            where = (
+                Touch.account_id == any_(bindparam("accounts", chunk, type_=postgresql.ARRAY(String)))
+                if postgres
+                else Touch.account_id.in_(chunk)
+            )
+            rows += connection.execute(_caps_query(as_of, ALL).where(where)).all()
     columns = list(zip(*rows, strict=True))  # column-wise: fast
     if not columns:
         return cap_ledger()
