@@ -34,7 +34,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, or_, update
 
 from techtouch.adapters.channels.base import OutboundEmail, OutboundSms, Receipt
-from techtouch.adapters.db.bulk import update_rows
+from techtouch.adapters.db.bulk import one_of, update_rows
 from techtouch.adapters.db.models import Digest, Touch
 from techtouch.domain.statuses import DigestStatus, ReceiptStatus, TouchStatus
 
@@ -108,7 +108,7 @@ def claim(connection: Connection, ledger: Ledger, keys: Iterable[str], at: datet
     return set(
         connection.scalars(
             update(table)
-            .where(table.c.key.in_(keys), table.c.status == ledger.statuses.PENDING)
+            .where(one_of(connection, table.c.key, keys), table.c.status == ledger.statuses.PENDING)
             .values({"status": ledger.statuses.SENDING, ledger.stamp: at})
             .returning(table.c.key)
         )
@@ -125,7 +125,7 @@ def expire(connection: Connection, ledger: Ledger, keys: Iterable[str], reason: 
     return set(
         connection.scalars(
             update(table)
-            .where(table.c.key.in_(keys), table.c.status == ledger.statuses.PENDING)
+            .where(one_of(connection, table.c.key, keys), table.c.status == ledger.statuses.PENDING)
             .values(status=TouchStatus.EXPIRED, error=reason)
             .returning(table.c.key)
         )
@@ -149,7 +149,11 @@ def reclaim(
     return set(
         connection.scalars(
             update(table)
-            .where(table.c.key.in_(keys), table.c.status == ledger.statuses.SENDING, stamp <= stale_before)
+            .where(
+                one_of(connection, table.c.key, keys),
+                table.c.status == ledger.statuses.SENDING,
+                stamp <= stale_before,
+            )
             .values({ledger.stamp: at})
             .returning(table.c.key)
         )

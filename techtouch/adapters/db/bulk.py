@@ -13,6 +13,7 @@ Four ways in, for four kinds of callers:
   `insert_ignore(…)`: INSERT … ON CONFLICT DO NOTHING [RETURNING], the rows actually inserted
   (feedback events, suppressions, the journey recorder's enrollments and touches; unnest()ed
   arrays on PostgreSQL); `dialect_insert` gives the same ON CONFLICT-capable INSERT to the rest.
+* `one_of(connection, column, values)`: `IN`, or `= ANY(array)` on PostgreSQL (claims, caps).
 * `update_rows(connection, table, key, rows, where)`: UPDATE each row's columns where its key
   matches and `where` holds (delivery's marks: a launch day settles 800,000 touches at 1M accounts).
 
@@ -52,6 +53,7 @@ from sqlalchemy import (
     Table,
     Text,
     TextClause,
+    any_,
     bindparam,
     cast,
     func,
@@ -60,6 +62,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter
 
@@ -337,6 +340,17 @@ def update_rows(
             .where(table.c[key] == given.c[key], *where)
             .values({n: cast(given.c[n], table.c[n].type) if arrays[n][1] else given.c[n] for n in names})
         )
+
+
+def one_of(
+    connection: Connection, column: ColumnElement[Any] | QueryableAttribute[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(:array)`, one parameter: an IN list of
+    thousands is a statement too long for psycopg's cache, parsed for its placeholders in Python
+    every time (a 1M launch day's claims, caps and lookups ask hundreds of them)."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _array_of(table: Table, name: str, values: list[Any]) -> tuple[BindParameter[Any], bool]:

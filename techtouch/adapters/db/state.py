@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, Select, String, and_, any_, bindparam, or_, select, text, type_coerce
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, Select, String, and_, or_, select, text, type_coerce
 
+from techtouch.adapters.db.bulk import one_of
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.adapters.db.sharding import account_in_shard, and_in_shard, in_shard
 from techtouch.adapters.db.signals import SUMS as USAGE_SUMS
@@ -297,18 +297,12 @@ def load_cap_counts(
     else:
         ids = sorted(set(accounts))
         rows = []
-        # PostgreSQL: `= ANY(array)`, one parameter; an IN list of 5,000 is a statement too long for
-        # psycopg's cache, parsed for its placeholders in Python each time (a 1M launch day asks
-        # 200 of them per journey).
+        # PostgreSQL: `= ANY(array)` (bulk.one_of), one parameter, so batches can be large.
         postgres = connection.dialect.name == "postgresql"
         size = CAPS_BATCH_POSTGRES if postgres else CAPS_BATCH
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]
-            where = (
-                Touch.account_id == any_(bindparam("accounts", chunk, type_=postgresql.ARRAY(String)))
-                if postgres
-                else Touch.account_id.in_(chunk)
-            )
+            where = one_of(connection, Touch.account_id, chunk)
             rows += connection.execute(_caps_query(as_of, ALL).where(where)).all()
     columns = list(zip(*rows, strict=True))  # column-wise: fast
     if not columns:
