@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import date
+from datetime import date, datetime
 
 import typer
 from pydantic import ValidationError
@@ -93,6 +93,23 @@ def parse_date(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"not an ISO date (YYYY-MM-DD): {value!r}", param_hint=option) from None
+
+
+def replay_instant(tt: App, value: str | None, option: str) -> datetime | None:
+    """A delivery instant given on the command line (`--at`, `--deliver-at`), checked as
+    services.day.replay_clock checks it: aware, and with the outbox on both channels."""
+    from techtouch.services.day import ReplayRefused, replay_clock
+
+    if value is None:
+        return None
+    try:
+        return replay_clock(tt, datetime.fromisoformat(value))
+    except ReplayRefused as exc:
+        raise UserError(str(exc)) from None
+    except ValueError:
+        raise typer.BadParameter(
+            "must be an ISO 8601 instant, e.g. 2027-01-04T15:00+01:00", param_hint=option
+        ) from None
 
 
 def main() -> None:

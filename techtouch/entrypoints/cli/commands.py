@@ -22,6 +22,7 @@ from techtouch.entrypoints.cli.app import (
     err,
     out,
     parse_date,
+    replay_instant,
 )
 from techtouch.entrypoints.cli.views import print_account
 from techtouch.services import reports
@@ -169,20 +170,11 @@ def deliver_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the delivery report as JSON")] = False,
 ) -> None:
     """Send what has fallen due (the hourly `deliver` deployment, by hand); expire what is past its day."""
-    from datetime import datetime
-
     from techtouch.services.app import ConfigurationError
-    from techtouch.services.day import ReplayRefused, deliver_due, replay_clock
+    from techtouch.services.day import deliver_due
 
     tt = application()
-    now = None
-    if at is not None:
-        try:
-            now = replay_clock(tt, datetime.fromisoformat(at))
-        except ReplayRefused as exc:
-            raise UserError(str(exc)) from None
-        except ValueError:
-            raise typer.BadParameter("must be an ISO 8601 instant, e.g. 2027-01-04T15:00+01:00") from None
+    now = replay_instant(tt, at, "--at")
     try:
         report, _ = deliver_due(tt, now=now)
     except ConfigurationError as exc:

@@ -16,7 +16,16 @@ from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.clock import today
 from techtouch.domain.spec import JourneyErrors
 from techtouch.domain.statuses import TouchListingStatus
-from techtouch.entrypoints.cli.app import UserError, app, application, err, out, parse_date, settings
+from techtouch.entrypoints.cli.app import (
+    UserError,
+    app,
+    application,
+    err,
+    out,
+    parse_date,
+    replay_instant,
+    settings,
+)
 from techtouch.entrypoints.cli.views import print_preview, print_simulation, report_tables
 from techtouch.services.app import App
 from techtouch.services.listings import known_journeys, list_touches
@@ -89,10 +98,8 @@ def run(
     ] = None,
 ) -> None:
     """One daily run: enter, escalate, exit; record touches and CTAs; deliver what is due."""
-    from datetime import datetime
-
     from techtouch.services import report_rollup
-    from techtouch.services.day import ReplayRefused, replay_clock, run_day
+    from techtouch.services.day import run_day
     from techtouch.services.summary import report_dict
 
     cfg = settings()
@@ -100,16 +107,7 @@ def run(
     tt = application()
     catalog = _catalog(tt)
     chosen = _pick(catalog, journeys or [], all_)
-    now = None
-    if deliver_at is not None:
-        try:
-            now = replay_clock(tt, datetime.fromisoformat(deliver_at))
-        except ReplayRefused as exc:
-            raise UserError(str(exc)) from None
-        except ValueError:
-            raise typer.BadParameter(
-                "must be an ISO 8601 instant, e.g. 2027-01-04T15:00+01:00", param_hint="--deliver-at"
-            ) from None
+    now = replay_instant(tt, deliver_at, "--deliver-at")
     try:
         report = run_day(tt, chosen, day, dry_run=dry_run, now=now)
     except ConfigurationError as exc:
