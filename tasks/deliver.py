@@ -51,7 +51,7 @@ def deliver_sms(app: App, state: RunState, now: datetime | None = None) -> Deliv
 )
 def deliver_due(app: App, shard: Shard, now: datetime | None = None) -> DeliveryReport:
     """What has fallen due since the last delivery, inside each recipient's business hours; expiry."""
-    report, _ = service.deliver_due(app, shard=shard, now=now)
+    report = service.deliver_due(app, shard=shard, now=now)
     get_run_logger().info(
         "%d email and %d SMS sent, %d expired, %d held until due, %d suppressed, %d failed",
         report.sent.get("email", 0),

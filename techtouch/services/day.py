@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 from sqlalchemy import func, select
 
 from techtouch.adapters.db.models import Account, Contact, Touch
+from techtouch.adapters.db.state import load_delivery_accounts
 from techtouch.adapters.render.context import context_builder
 from techtouch.domain.catalog import CompiledJourney
 from techtouch.domain.plan import send_time
@@ -51,6 +53,19 @@ def deliver_pending(
 ) -> DeliveryReport:
     """Render and send what may go out at `now` (default: the current time) for the state's accounts
     on the named channels; expire what is past its day (see the module docstring)."""
+    return deliver_to(app, state.accounts, state.shard, channels, now=now)
+
+
+def deliver_to(
+    app: App,
+    accounts: pd.DataFrame,
+    shard: Shard = ALL,
+    channels: Sequence[str] = CHANNEL_NAMES,
+    *,
+    now: datetime | None = None,
+) -> DeliveryReport:
+    """Deliver the shard's due messages, their contexts built from `accounts` (a run's accounts
+    frame, or the hourly delivery's `load_delivery_accounts`)."""
     email, sms = app.channels
     by_name = {"email": email, "sms": sms}
     settings = app.settings
@@ -60,8 +75,8 @@ def deliver_pending(
         app.engine,
         app.renderer,
         {name: by_name[name] for name in channels},
-        context_builder(settings, state.accounts, app.catalog, app.link_secret, signers),
-        shard=state.shard,
+        context_builder(settings, accounts, app.catalog, app.link_secret, signers),
+        shard=shard,
         reconcile_after=timedelta(minutes=settings.delivery.reconcile_after_minutes),
         lease=timedelta(minutes=settings.delivery.claim_lease_minutes),
         now=(lambda: datetime.now(UTC)) if now is None else (lambda: now),
@@ -100,16 +115,21 @@ def deliver_due(
     shard: Shard = ALL,
     channels: Sequence[str] = CHANNEL_NAMES,
     now: datetime | None = None,
-) -> tuple[DeliveryReport, RunState | None]:
+) -> DeliveryReport:
     """The hourly delivery (`techtouch deliver`, the `deliver` flow): what has fallen due since the
-    daily run, inside each recipient's business hours, and expiry. Loads the accounts (for the
-    messages' context) only when something is unsettled; the state is None otherwise."""
+    daily run, inside each recipient's business hours, and expiry. The messages' accounts are read
+    with the day's health snapshot (`load_delivery_accounts`: only the accounts with something
+    unsettled); before the day's run has written it, the accounts' state is loaded as a run does."""
     if unsettled_messages(app) == 0:
-        return DeliveryReport(), None
+        return DeliveryReport()
     _ = app.channels  # a misconfigured channel fails before anything is read
     moment = now or datetime.now(UTC)
-    state = load_state(app, moment.astimezone(app.settings.zone).date(), shard)
-    return deliver_pending(app, state, channels, now=moment), state
+    day = moment.astimezone(app.settings.zone).date()
+    with app.engine.connect() as connection:
+        accounts = load_delivery_accounts(connection, day, shard)
+    if accounts is None:
+        accounts = load_state(app, day, shard).accounts
+    return deliver_to(app, accounts, shard, channels, now=moment)
 
 
 def play_deliveries(
@@ -202,6 +222,7 @@ __all__ = [
     "ReplayRefused",
     "deliver_due",
     "deliver_pending",
+    "deliver_to",
     "load_state",
     "play_deliveries",
     "replay_clock",

@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import Connection, Select, String, and_, or_, select, text, type_coerce
 
 from techtouch.adapters.db.bulk import one_of
-from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
+from techtouch.adapters.db.models import Account, Cta, Enrollment, HealthSnapshot, Touch, sql_in
 from techtouch.adapters.db.sharding import account_in_shard, and_in_shard, in_shard
 from techtouch.adapters.db.signals import SUMS as USAGE_SUMS
 from techtouch.adapters.db.signals import latest_events, usage_signals
@@ -26,6 +26,7 @@ from techtouch.domain.statuses import (
     ENGAGED_DELIVERY_STATUSES,
     ENGAGED_TOUCH_STATUSES,
     UNSENT_TOUCH_STATUSES,
+    UNSETTLED_TOUCH_STATUSES,
     DeliveryStatus,
     EnrollmentStatus,
     TouchStatus,
@@ -81,6 +82,53 @@ def load_accounts(
     frame["health_color"] = health["color"]
     for dimension in DIMENSIONS:  # kept for the day's snapshot (services.health), not for conditions
         frame[f"health_{dimension}_score"] = health[f"{dimension}_score"]
+    return frame
+
+
+def load_delivery_accounts(connection: Connection, as_of: date, shard: Shard = ALL) -> pd.DataFrame | None:
+    """The accounts (of the shard) with an unsettled message, with what a message's context reads
+    of them (render.context.ACCOUNT_COLUMNS), from the accounts and the day's health snapshot,
+    which the day's run wrote from the very frame it ran on (services.health.health_of_run): the
+    hourly delivery then reads a few columns of the accounts it delivers to, not every account's
+    signals (at 1M accounts, 80 s and 2 GB every hour). None when an account it would deliver to
+    has no snapshot of the day (the day's run has not run yet): the caller loads the state."""
+    unsettled = (
+        select(Touch.account_id)
+        .where(
+            Touch.status.in_(UNSETTLED_TOUCH_STATUSES),
+            Touch.channel.in_(("email", "sms")),
+            in_shard(shard, Touch.account_id),
+        )
+        .distinct()
+    )
+    frame = pd.read_sql_query(
+        select(
+            Account.id.label("account_id"),
+            Account.name,
+            Account.segment,
+            Account.arr,
+            Account.renewal_date,
+            Account.csm_email,
+            HealthSnapshot.score.label("health"),
+            HealthSnapshot.color.label("health_color"),
+            HealthSnapshot.usage_change_30d,
+            HealthSnapshot.key_actions_30d,
+            HealthSnapshot.logins_14d,
+            HealthSnapshot.active_users_7d,
+        )
+        .outerjoin(
+            HealthSnapshot, and_(HealthSnapshot.account_id == Account.id, HealthSnapshot.as_of == as_of)
+        )
+        .where(Account.id.in_(unsettled)),
+        connection,
+        index_col="account_id",
+    )
+    if frame["health"].isna().any():
+        return None
+    frame["days_to_renewal"] = (pd.to_datetime(frame["renewal_date"]) - pd.Timestamp(as_of)).dt.days
+    frame["key_actions_30d"] = frame["key_actions_30d"].astype("int64")
+    frame["logins_14d"] = frame["logins_14d"].astype("int64")
+    frame["active_users_7d"] = frame["active_users_7d"].astype(float)
     return frame
 
 

@@ -176,7 +176,7 @@ def deliver_command(
     tt = application()
     now = replay_instant(tt, at, "--at")
     try:
-        report, _ = deliver_due(tt, now=now)
+        report = deliver_due(tt, now=now)
     except ConfigurationError as exc:
         raise UserError(str(exc)) from None
     counts = {
