@@ -162,6 +162,11 @@ def seed(
                 if progress is not None:
                     progress(stage, written)
         log.debug("seeded accounts %d-%d", first + 1, first + size)
+    if engine.dialect.name == "postgresql":
+        # The planner's statistics of what was just loaded: without them (autovacuum off, or not
+        # there yet) it takes millions of events for a few thousand and picks the wrong index.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"ANALYZE {', '.join(STAGES)}"))
     return SeedSummary(
         accounts=totals["accounts"],
         contacts=totals["contacts"],

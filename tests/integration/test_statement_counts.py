@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event, text
 
 from techtouch import bootstrap
@@ -84,5 +85,37 @@ def test_after_a_big_write_postgresql_gets_fresh_planner_statistics(postgres_url
         with engine.connect() as connection:
             analyzed = {row.relname: row.last_analyze for row in connection.execute(query)}
         assert set(analyzed) == {"touches", "ctas"} and all(analyzed.values()), analyzed
+    finally:
+        engine.dispose()
+
+
+def test_a_seed_and_a_big_import_leave_postgresql_with_planner_statistics(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk loads ANALYZE what they loaded: with autovacuum off (as on the benchmark's server) the
+    1M steady day's events lookup went through the wrong index for want of any statistics."""
+    from techtouch.services.importing import pipeline
+    from techtouch.services.importing.pipeline import import_csv
+
+    engine = make_engine(postgres_url)
+    migrate.upgrade(engine)
+    query = text("SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname = :t")
+    try:
+        seed(engine, accounts=30, seed=1, days=10, as_of=date(2027, 3, 1))
+        with engine.connect() as connection:
+            for table in ("accounts", "contacts", "usage_daily", "events"):
+                assert connection.execute(query, {"t": table}).one().last_analyze is not None, table
+            before = connection.execute(query, {"t": "usage_daily"}).one().last_analyze
+        usage = tmp_path / "usage.csv"
+        usage.write_text(
+            "account_id,date,active_users,logins,key_actions\nA000001,2027-03-01,1,2,3\n", encoding="utf-8"
+        )
+        import_csv(engine, "usage", usage)  # one row: below ANALYZE_AFTER, no ANALYZE
+        with engine.connect() as connection:
+            assert connection.execute(query, {"t": "usage_daily"}).one().last_analyze == before
+        monkeypatch.setattr(pipeline, "ANALYZE_AFTER", 1)
+        import_csv(engine, "usage", usage)
+        with engine.connect() as connection:
+            assert connection.execute(query, {"t": "usage_daily"}).one().last_analyze > before
     finally:
         engine.dispose()

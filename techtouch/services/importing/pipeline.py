@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from techtouch.domain import validators as v
 from techtouch.services.importing.columns import COLUMNS, KINDS
@@ -28,6 +28,15 @@ class ImportResult:
     kind: str
     path: str
     rows: int  # rows read and written (upserted)
+
+
+ANALYZE_AFTER = 20_000  # imported rows from which PostgreSQL's statistics are refreshed
+ANALYZED = {
+    "accounts": ("accounts",),
+    "contacts": ("contacts",),
+    "usage": ("usage_daily",),
+    "events": ("events", "suppressions"),
+}
 
 
 def import_csv(
@@ -79,4 +88,9 @@ def import_csv(
         if problems.count:
             raise problems.failed()
         handler.finish()
+    if engine.dialect.name == "postgresql" and rows >= ANALYZE_AFTER:
+        # Fresh planner statistics for what a big import changed (autovacuum may be off, or late:
+        # a run the same morning would plan its reads on the sizes of the day before).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"ANALYZE {', '.join(ANALYZED[kind])}"))
     return ImportResult(kind, shown, rows)
