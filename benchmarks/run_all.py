@@ -132,6 +132,17 @@ class Databases:
             )
             return found.first() is not None
 
+    def analyze(self, name: str) -> None:
+        """The planner's statistics of a database (PostgreSQL; SQLite plans without them)."""
+        if self.kind != "postgresql":
+            return
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url(name), isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("ANALYZE"))
+        engine.dispose()
+
     def close(self) -> None:
         for name in dict.fromkeys(self.made):
             if name not in self.keep:
@@ -177,6 +188,7 @@ def run(
         if keep_seed and kept.exists() and dbs.exists("seeded"):
             results["seed"] = json.loads(kept.read_text()) | {"reused": True}
             print(f"   seed reused: {kept} (measured {results['seed']['measured_at']})", flush=True)
+            dbs.analyze("seeded")  # a database kept by an older seed may have no statistics
         else:
             kept.unlink(missing_ok=True)
             results["seed"] = phase("seed", dbs.fresh("seeded"), work, accounts=scale.accounts)
