@@ -134,16 +134,7 @@ def after_record(
     Only the shard's CTAs are looked at: shards of one cycle run at once and each closes its own.
     """
     ctas.record_created(connection, recorded.created_ids, as_of)
-    for cta_id, escalation in recorded.joined:
-        ctas.join_escalation(
-            connection,
-            cta_id,
-            as_of=as_of,
-            priority=str(escalation["priority"]),
-            title=str(escalation["title"]),
-            why=escalation.get("why") or {},
-            touch_key=str(escalation["touch_key"]),
-        )
+    ctas.join_escalations(connection, recorded.joined, as_of=as_of)
     closing = causes_cleared(connection, journey, decision, shard)
     closed = ctas.auto_close(connection, closing, as_of) if closing else 0
     return len(recorded.joined), closed

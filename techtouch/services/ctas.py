@@ -5,13 +5,13 @@ rules (techtouch.domain.access) are checked first, then the lifecycle rules
 (techtouch.domain.cta_rules), then the row is changed with a compare-and-set on its status, so two
 people acting at once cannot both move it, and a `cta_history` row records who, when, from and
 to, in the same transaction. Runs act as `techtouch`: `wake_snoozed` reopens CTAs whose snooze date
-came, `auto_close` closes the ones whose cause went away, `join_escalation` adds a new escalation
+came, `auto_close` closes the ones whose cause went away, `join_escalations` adds new escalations
 to the CTA already open for that account and reason (raising its priority when higher).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -53,7 +53,7 @@ __all__ = [
     "complete",
     "get",
     "history",
-    "join_escalation",
+    "join_escalations",
     "note",
     "snooze",
     "start",
@@ -529,34 +529,58 @@ def auto_close(connection: Connection, closing: dict[int, str], as_of: date) -> 
     return len(history)
 
 
-def join_escalation(
-    connection: Connection,
-    cta_id: int,
-    *,
-    as_of: date,
-    priority: str,
-    title: str,
-    why: dict[str, Any],
-    touch_key: str,
-) -> None:
-    """A new escalation for an account and reason with an open CTA: a history row on that CTA
-    (what fired, why), its priority raised if the new one is higher, never dropped."""
-    current = connection.execute(select(Cta.priority).where(Cta.id == cta_id)).scalar()
-    if current is None:
-        return
-    raised = cta_rules.higher_priority(current, priority)
-    if raised != current:
-        connection.execute(update(Cta).where(Cta.id == cta_id).values(priority=raised))
-    _write_history(
-        connection,
-        cta_id,
-        SYSTEM_ACTOR,
-        CtaAction.ESCALATED,
-        at=_now(),
-        as_of=as_of,
-        note=title,
-        detail={"why": why, "touch_key": touch_key, "priority": {"from": current, "to": raised}},
-    )
+def join_escalations(
+    connection: Connection, joined: Sequence[tuple[int, Mapping[str, Any]]], *, as_of: date
+) -> int:
+    """New escalations for accounts and reasons with an open CTA: each adds a history row on that
+    CTA (what fired, why) and raises its priority if the new one is higher; none is dropped.
+
+    `joined` holds (CTA id, escalation: priority, title, why, touch_key) in the order they fired;
+    two on one CTA are taken in that order (the second sees the first's priority). It is set-based:
+    one read of the priorities and one update per raised priority per batch, one history insert,
+    not two statements per escalation (50,000 at 1M accounts). Returns the history rows written."""
+    ids = list(dict.fromkeys(cta_id for cta_id, _ in joined))
+    current: dict[int, str] = {}
+    for start in range(0, len(ids), ID_BATCH):
+        rows = connection.execute(
+            select(Cta.id, Cta.priority).where(Cta.id.in_(ids[start : start + ID_BATCH]))
+        )
+        current.update({row.id: row.priority for row in rows})
+    before = dict(current)
+    at = _now()
+    history: list[dict[str, Any]] = []
+    for cta_id, escalation in joined:
+        if cta_id not in current:
+            continue
+        was = current[cta_id]
+        current[cta_id] = cta_rules.higher_priority(was, str(escalation["priority"]))
+        history.append(
+            _history_row(
+                cta_id,
+                SYSTEM_ACTOR,
+                CtaAction.ESCALATED,
+                at=at,
+                as_of=as_of,
+                note=str(escalation["title"]),
+                detail={
+                    "why": escalation.get("why") or {},
+                    "touch_key": str(escalation["touch_key"]),
+                    "priority": {"from": was, "to": current[cta_id]},
+                },
+            )
+        )
+    raised: dict[str, list[int]] = {}
+    for cta_id, priority in current.items():
+        if priority != before[cta_id]:
+            raised.setdefault(priority, []).append(cta_id)
+    for priority, cta_ids in raised.items():
+        for start in range(0, len(cta_ids), ID_BATCH):
+            connection.execute(
+                update(Cta).where(Cta.id.in_(cta_ids[start : start + ID_BATCH])).values(priority=priority)
+            )
+    if history:
+        insert_rows(connection, CtaHistory.__table__, history)
+    return len(history)
 
 
 def record_created(connection: Connection, cta_ids: Iterable[int], as_of: date) -> None:

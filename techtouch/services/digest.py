@@ -39,7 +39,7 @@ from techtouch.settings import Settings
 log = logging.getLogger(__name__)
 TEMPLATE = "digest/csm"
 # "escalated": an escalation for the account and reason joined a CTA that was already open, since
-# the last digest (techtouch.services.ctas.join_escalation): the CSM hears of it, it is not dropped.
+# the last digest (techtouch.services.ctas.join_escalations): the CSM hears of it, it is not dropped.
 SECTIONS = ("escalated", "overdue", "due", "new")
 
 

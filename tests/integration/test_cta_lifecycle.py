@@ -442,25 +442,39 @@ def test_a_run_closes_a_cta_whose_cause_went_away_once(app: App, engine: Engine,
     )
 
 
-def test_a_new_escalation_joins_the_open_cta_and_raises_its_priority(
+def test_new_escalations_join_their_open_ctas_in_order_and_raise_their_priority(
     engine: Engine, ids: dict[str, int]
 ) -> None:
     why = {"journey": "renewal", "milestone": "announce", "kind": "branch"}
+
+    def escalation(priority: str, title: str, key: str) -> dict[str, Any]:
+        return {"priority": priority, "title": title, "why": why, "touch_key": key}
+
+    sam_before = row(engine, ids["sam"])["priority"]
     with engine.begin() as connection:
-        service.join_escalation(
-            connection, ids["jane"], as_of=TODAY, priority="high", title="Detractor", why=why, touch_key="k1"
+        written = service.join_escalations(
+            connection,
+            [
+                (ids["jane"], escalation("high", "Detractor", "k1")),
+                (999999, escalation("high", "Gone", "k0")),  # no such CTA: nothing
+                (ids["sam"], escalation("low", "Quiet", "k3")),
+                (ids["jane"], escalation("low", "Again", "k2")),
+            ],
+            as_of=TODAY,
         )
-        service.join_escalation(
-            connection, ids["jane"], as_of=TODAY, priority="low", title="Again", why=why, touch_key="k2"
-        )
+    assert written == 3
     assert row(engine, ids["jane"])["priority"] == "high"
+    assert row(engine, ids["sam"])["priority"] == sam_before  # a lower one never lowers it
     got = [
-        (h["action"], h["detail"]["priority"], h["detail"]["touch_key"]) for h in changes(engine, ids["jane"])
+        (h["action"], h["note"], h["detail"]["priority"], h["detail"]["touch_key"])
+        for h in changes(engine, ids["jane"])
     ]
     assert got == [
-        ("escalated", {"from": "medium", "to": "high"}, "k1"),
-        ("escalated", {"from": "high", "to": "high"}, "k2"),
+        ("escalated", "Detractor", {"from": "medium", "to": "high"}, "k1"),
+        ("escalated", "Again", {"from": "high", "to": "high"}, "k2"),
     ]
+    [sam] = changes(engine, ids["sam"])
+    assert sam["detail"]["priority"] == {"from": sam_before, "to": sam_before}
 
 
 def test_bulk_changes_each_cta_on_its_own_and_says_why_the_others_were_refused(

@@ -4,7 +4,7 @@ Touches are inserted with ON CONFLICT (key) DO NOTHING. A CTA is only written fo
 whose key is new (a rerun adds nothing): against the partial unique index (account, reason) of
 open CTAs, so an escalation for an account and reason that already has an open CTA is not a
 second CTA but `joined` to that one (the caller adds the history row and raises its priority:
-techtouch.services.ctas.join_escalation), and its touch says DEDUPLICATED.
+techtouch.services.ctas.join_escalations), and its touch says DEDUPLICATED.
 """
 
 from __future__ import annotations
