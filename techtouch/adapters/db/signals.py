@@ -76,7 +76,7 @@ DELTA_SQL = """
                SUM(CASE WHEN {band_in} AND u.logins > 0 THEN 1 ELSE 0 END)            AS active_in,
                SUM(CASE WHEN {band_out30} AND u.logins > 0 THEN 1 ELSE 0 END)         AS active_out30
         FROM usage_daily u{date_index}
-        WHERE u.date IN :days
+        WHERE u.date IN :days{usage_shard}
         GROUP BY u.account_id
     ) d ON d.account_id = h.account_id
     WHERE h.as_of = :base AND h.active_days_30d IS NOT NULL{shard}
@@ -175,7 +175,14 @@ def _delta_sums(connection: Connection, as_of: date, base: date, shard: Shard) -
     params["days"] = sorted(days)
     # SQLite: the date index finds these few days' rows (its clustered scan would read all 60).
     date_index = " INDEXED BY ix_usage_daily_date" if connection.dialect.name == "sqlite" else ""
-    sql = DELTA_SQL.format(date_index=date_index, shard=and_in_shard(shard, "h.account_id"), **conditions)
+    # The shard filters the days' rows too: otherwise each shard sums every account's (at 1M
+    # accounts and 4 shards, a 1M-group aggregate that spilled to disk, four times a day).
+    sql = DELTA_SQL.format(
+        date_index=date_index,
+        shard=and_in_shard(shard, "h.account_id"),
+        usage_shard=and_in_shard(shard, "u.account_id"),
+        **conditions,
+    )
     statement = text(sql).bindparams(bindparam("days", expanding=True))
     frame = pd.read_sql_query(statement, connection, params=params, index_col="account_id")
     return frame[list(SUMS)]
