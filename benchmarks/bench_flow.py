@@ -90,7 +90,9 @@ class PostgresBases:
             self.made.append(template)
             seed_base(self.url(template), accounts)
         else:
-            migrate.upgrade(make_engine(self.url(template)))
+            engine = make_engine(self.url(template))
+            migrate.upgrade(engine)
+            engine.dispose()  # a pooled connection to the template forbids CREATE DATABASE … TEMPLATE
         self.template = template
 
     def url(self, database: str) -> str:
