@@ -117,9 +117,7 @@ class Account(Base):
     __table_args__ = (
         CheckConstraint(sql_in("segment", SEGMENTS), name="segment"),
         CheckConstraint("arr >= 0", name="arr_not_negative"),
-        Index("ix_accounts_renewal_date", "renewal_date"),
         Index("ix_accounts_csm_email", "csm_email"),
-        Index("ix_accounts_start_date", "start_date"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
