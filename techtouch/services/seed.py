@@ -25,6 +25,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine, inspect, text
 
 from techtouch.adapters.db.bulk import load_rows
+from techtouch.adapters.db.engine import analyze
 from techtouch.adapters.db.models import Base
 from techtouch.domain.shards import shard_key
 from techtouch.services.importing import event_key, event_key_from_iso
@@ -162,11 +163,9 @@ def seed(
                 if progress is not None:
                     progress(stage, written)
         log.debug("seeded accounts %d-%d", first + 1, first + size)
-    if engine.dialect.name == "postgresql":
-        # The planner's statistics of what was just loaded: without them (autovacuum off, or not
-        # there yet) it takes millions of events for a few thousand and picks the wrong index.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(f"ANALYZE {', '.join(STAGES)}"))
+    # Without statistics of what was just loaded the planner takes millions of events for a few
+    # thousand and picks the wrong index.
+    analyze(engine, STAGES)
     return SeedSummary(
         accounts=totals["accounts"],
         contacts=totals["contacts"],

@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Table, select, text, tuple_, update
 
 from techtouch.adapters.db.bulk import insert_ignore, insert_returning, update_rows
+from techtouch.adapters.db.engine import analyze
 from techtouch.adapters.db.models import Account, Cta, Enrollment, Touch, sql_in
 from techtouch.domain.plan import Plan
 from techtouch.domain.statuses import OPEN_CTA_STATUSES, CtaStatus, TouchStatus
@@ -249,8 +250,5 @@ def refresh_statistics(engine: Engine, written: int) -> None:
     the status index over 820,000 pending rows, 0.4 s a batch instead of 40 ms). Samples only,
     a fraction of a second.
     """
-    if written < ANALYZE_AFTER or engine.dialect.name != "postgresql":
-        return
-    with engine.connect() as connection:
-        connection.execute(text("ANALYZE touches, enrollments, ctas"))
-        connection.commit()
+    if written >= ANALYZE_AFTER:
+        analyze(engine, ("touches", "enrollments", "ctas"))

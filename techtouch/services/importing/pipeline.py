@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
+from techtouch.adapters.db.engine import analyze
 from techtouch.domain import validators as v
 from techtouch.services.importing.columns import COLUMNS, KINDS
 from techtouch.services.importing.csvfile import CsvChunks, check_utf8, read_header
@@ -88,9 +89,7 @@ def import_csv(
         if problems.count:
             raise problems.failed()
         handler.finish()
-    if engine.dialect.name == "postgresql" and rows >= ANALYZE_AFTER:
-        # Fresh planner statistics for what a big import changed (autovacuum may be off, or late:
-        # a run the same morning would plan its reads on the sizes of the day before).
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(f"ANALYZE {', '.join(ANALYZED[kind])}"))
+    if rows >= ANALYZE_AFTER:
+        # A run the same morning would otherwise plan its reads on the sizes of the day before.
+        analyze(engine, ANALYZED[kind])
     return ImportResult(kind, shown, rows)
